@@ -1,0 +1,26 @@
+"""`ghtt` command line: one entry point, subcommands registered by the modules that implement them."""
+
+import argparse
+import importlib
+import sys
+
+# Each module exposes register(subparsers) and imports its heavy dependencies only inside its handlers.
+SUBCOMMAND_MODULES = (
+)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="ghtt", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return args.handler(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Hand action data: the synthetic benchmark, readers for public datasets, and windowing into model samples."""

@@ -1,0 +1,317 @@
+"""Conversions between ghtt messages and numpy arrays, with validation.
+
+Big arrays go through numpy views (`float32[]` fields accept ndarrays), never per-joint Python loops. Every converter
+raises ValueError with the field name when the input has the wrong shape, NaN where it is not allowed, or an unknown
+enum value.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+
+from ghtt.msg import (
+    ActionHypothesis,
+    ActionRecognition,
+    HandPose,
+    MotionPrediction,
+    TwoHandPose,
+    TwoHandPoseArray,
+)
+
+NUM_JOINTS = 21
+HAND_SIDES = (HandPose.LEFT, HandPose.RIGHT)
+PREDICTION_MODES = (MotionPrediction.MODE_ACTION_GUIDED, MotionPrediction.MODE_POSE_ONLY)
+
+
+# ---- time -------------------------------------------------------------------------------------------------------
+
+def stamp_to_ns(stamp):
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns):
+    ns = int(ns)
+    if ns < 0:
+        raise ValueError(f"stamp must be >= 0 ns, got {ns}")
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def seconds_to_duration(seconds):
+    if not np.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"duration must be finite and >= 0 s, got {seconds}")
+    ns = int(round(seconds * 1e9))
+    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def duration_to_seconds(duration):
+    return duration.sec + duration.nanosec * 1e-9
+
+
+# ---- validation helpers -----------------------------------------------------------------------------------------
+
+def _as_float32(name, value, shape):
+    array = np.asarray(value, dtype=np.float32)
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {array.shape}")
+    return array
+
+
+def _require_finite(name, array):
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: contains NaN or inf where finite values are required")
+
+
+def _check_confidence(name, confidence):
+    if not (np.isfinite(confidence) and 0.0 <= confidence <= 1.0):
+        raise ValueError(f"{name}: confidence must be in [0, 1], got {confidence}")
+
+
+# ---- hands ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class TwoHandArrays:
+    """Array view of a TwoHandPose. joints (2, 21, 3) float32 metres [left, right]; absent hands are NaN."""
+
+    stamp_ns: int
+    frame_id: str
+    joints: np.ndarray
+    presence: np.ndarray
+    confidence: np.ndarray
+    object_label: str = ""
+
+
+def hand_pose_to_msg(side, joints, present, confidence):
+    if side not in HAND_SIDES:
+        raise ValueError(f"HandPose.side: unknown value {side} (LEFT={HandPose.LEFT}, RIGHT={HandPose.RIGHT})")
+    present = bool(present)
+    confidence = float(confidence)
+    _check_confidence("HandPose.confidence", confidence)
+    joints = _as_float32("HandPose.joints", joints, (NUM_JOINTS, 3))
+    if present:
+        _require_finite("HandPose.joints (present hand)", joints)
+    else:
+        joints = np.full((NUM_JOINTS, 3), np.nan, np.float32)
+    msg = HandPose(side=side, present=present, confidence=confidence if present else 0.0)
+    msg.joints = joints.reshape(-1)
+    return msg
+
+
+def hand_pose_from_msg(msg):
+    """HandPose -> (joints (21, 3) float32, present bool, confidence float)."""
+    if msg.side not in HAND_SIDES:
+        raise ValueError(f"HandPose.side: unknown value {msg.side}")
+    joints = np.asarray(msg.joints, dtype=np.float32)
+    if joints.size != NUM_JOINTS * 3:
+        raise ValueError(f"HandPose.joints: expected {NUM_JOINTS * 3} values, got {joints.size}")
+    joints = joints.reshape(NUM_JOINTS, 3)
+    _check_confidence("HandPose.confidence", msg.confidence)
+    if msg.present:
+        _require_finite("HandPose.joints (present hand)", joints)
+    else:
+        joints = np.full((NUM_JOINTS, 3), np.nan, np.float32)
+    return joints, bool(msg.present), float(msg.confidence)
+
+
+def two_hand_pose_to_msg(hands: TwoHandArrays):
+    joints = _as_float32("TwoHandPose joints", hands.joints, (2, NUM_JOINTS, 3))
+    presence = np.asarray(hands.presence, dtype=bool).reshape(-1)
+    confidence = np.asarray(hands.confidence, dtype=np.float32).reshape(-1)
+    if presence.shape != (2,) or confidence.shape != (2,):
+        raise ValueError(f"TwoHandPose: presence and confidence must have 2 entries, got {presence.shape}, "
+                         f"{confidence.shape}")
+    msg = TwoHandPose()
+    msg.header.stamp = ns_to_stamp(hands.stamp_ns)
+    msg.header.frame_id = hands.frame_id
+    msg.left = hand_pose_to_msg(HandPose.LEFT, joints[0], presence[0], confidence[0])
+    msg.right = hand_pose_to_msg(HandPose.RIGHT, joints[1], presence[1], confidence[1])
+    msg.object_label = hands.object_label
+    return msg
+
+
+def two_hand_pose_from_msg(msg):
+    if msg.left.side != HandPose.LEFT or msg.right.side != HandPose.RIGHT:
+        raise ValueError(f"TwoHandPose: left/right fields carry sides {msg.left.side}/{msg.right.side}, "
+                         f"expected LEFT={HandPose.LEFT}/RIGHT={HandPose.RIGHT}")
+    left = hand_pose_from_msg(msg.left)
+    right = hand_pose_from_msg(msg.right)
+    return TwoHandArrays(
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        frame_id=msg.header.frame_id,
+        joints=np.stack([left[0], right[0]]),
+        presence=np.array([left[1], right[1]]),
+        confidence=np.array([left[2], right[2]], np.float32),
+        object_label=msg.object_label,
+    )
+
+
+def two_hand_pose_array_to_msg(frames, frame_period_s, frame_id=None):
+    """frames: list of TwoHandArrays (time order). The array header takes the first frame's stamp and frame."""
+    if not frames:
+        raise ValueError("TwoHandPoseArray: needs at least one frame")
+    msg = TwoHandPoseArray()
+    msg.header.stamp = ns_to_stamp(frames[0].stamp_ns)
+    msg.header.frame_id = frame_id if frame_id is not None else frames[0].frame_id
+    msg.frame_period = seconds_to_duration(frame_period_s)
+    msg.frames = [two_hand_pose_to_msg(frame) for frame in frames]
+    return msg
+
+
+def two_hand_pose_array_from_msg(msg):
+    """-> (list of TwoHandArrays, frame period in s)."""
+    return [two_hand_pose_from_msg(frame) for frame in msg.frames], duration_to_seconds(msg.frame_period)
+
+
+# ---- actions ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Hypothesis:
+    label: str
+    verb: str
+    noun: str
+    score: float
+
+
+def hypothesis_to_msg(hypothesis: Hypothesis):
+    if not (np.isfinite(hypothesis.score) and 0.0 <= hypothesis.score <= 1.0):
+        raise ValueError(f"ActionHypothesis.score must be in [0, 1], got {hypothesis.score}")
+    return ActionHypothesis(label=hypothesis.label, verb=hypothesis.verb, noun=hypothesis.noun,
+                            score=float(hypothesis.score))
+
+
+def hypothesis_from_msg(msg):
+    return Hypothesis(label=msg.label, verb=msg.verb, noun=msg.noun, score=float(msg.score))
+
+
+@dataclass
+class Recognition:
+    stamp_ns: int
+    frame_id: str
+    observation_start_ns: int
+    observation_end_ns: int
+    num_clips: int
+    hypotheses: list
+    object_label: str = ""
+    latent: np.ndarray | None = None
+
+
+def action_recognition_to_msg(recognition: Recognition):
+    if recognition.observation_start_ns > recognition.observation_end_ns:
+        raise ValueError("ActionRecognition: observation_start is after observation_end")
+    scores = [h.score for h in recognition.hypotheses]
+    if scores != sorted(scores, reverse=True):
+        raise ValueError("ActionRecognition.hypotheses must be sorted by decreasing score")
+    msg = ActionRecognition()
+    msg.header.stamp = ns_to_stamp(recognition.stamp_ns)
+    msg.header.frame_id = recognition.frame_id
+    msg.observation_start = ns_to_stamp(recognition.observation_start_ns)
+    msg.observation_end = ns_to_stamp(recognition.observation_end_ns)
+    msg.num_clips = int(recognition.num_clips)
+    msg.object_label = recognition.object_label
+    msg.hypotheses = [hypothesis_to_msg(h) for h in recognition.hypotheses]
+    if recognition.latent is not None:
+        latent = np.asarray(recognition.latent, dtype=np.float32).reshape(-1)
+        _require_finite("ActionRecognition.latent", latent)
+        msg.latent = latent
+    return msg
+
+
+def action_recognition_from_msg(msg):
+    latent = np.asarray(msg.latent, dtype=np.float32)
+    return Recognition(
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        frame_id=msg.header.frame_id,
+        observation_start_ns=stamp_to_ns(msg.observation_start),
+        observation_end_ns=stamp_to_ns(msg.observation_end),
+        num_clips=int(msg.num_clips),
+        hypotheses=[hypothesis_from_msg(h) for h in msg.hypotheses],
+        object_label=msg.object_label,
+        latent=latent if latent.size else None,
+    )
+
+
+# ---- prediction -------------------------------------------------------------------------------------------------
+
+@dataclass
+class Prediction:
+    """positions (K, T, 2, J, 3) float32 metres; absent hands NaN. mean/spread derive from positions."""
+
+    stamp_ns: int
+    frame_id: str
+    mode: int
+    frame_period_s: float
+    positions: np.ndarray
+    hand_present: np.ndarray
+    conditioning_action: Hypothesis
+    sampling_temperature: float
+    model_id: str = ""
+
+
+def prediction_statistics(positions, hand_present):
+    """Sample mean (T, 2, J, 3) and RMS spread of the samples around it (T, 2, J); NaN for absent hands."""
+    mean = positions.mean(axis=0)
+    spread = np.sqrt(((positions - mean) ** 2).sum(axis=-1).mean(axis=0))
+    absent = ~np.asarray(hand_present, dtype=bool)
+    mean[:, absent] = np.nan
+    spread[:, absent] = np.nan
+    return mean.astype(np.float32), spread.astype(np.float32)
+
+
+def motion_prediction_to_msg(prediction: Prediction):
+    if prediction.mode not in PREDICTION_MODES:
+        raise ValueError(f"MotionPrediction.mode: unknown value {prediction.mode}")
+    positions = np.asarray(prediction.positions, dtype=np.float32)
+    if positions.ndim != 5 or positions.shape[2] != 2 or positions.shape[4] != 3 or 0 in positions.shape:
+        raise ValueError(f"MotionPrediction.positions: expected (samples, frames, 2, joints, 3), got {positions.shape}")
+    hand_present = np.asarray(prediction.hand_present, dtype=bool).reshape(-1)
+    if hand_present.shape != (2,):
+        raise ValueError(f"MotionPrediction.hand_present: expected 2 entries, got {hand_present.shape}")
+    positions = positions.copy()
+    _require_finite("MotionPrediction.positions (present hands)", positions[:, :, hand_present])
+    positions[:, :, ~hand_present] = np.nan
+    temperature = float(prediction.sampling_temperature)
+    if not np.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"MotionPrediction.sampling_temperature must be finite and >= 0, got {temperature}")
+    mean, spread = prediction_statistics(positions, hand_present)
+    num_samples, num_frames, _, num_joints, _ = positions.shape
+    msg = MotionPrediction()
+    msg.header.stamp = ns_to_stamp(prediction.stamp_ns)
+    msg.header.frame_id = prediction.frame_id
+    msg.mode = prediction.mode
+    msg.frame_period = seconds_to_duration(prediction.frame_period_s)
+    msg.num_samples, msg.num_frames, msg.num_joints = num_samples, num_frames, num_joints
+    msg.hand_present = hand_present.tolist()
+    msg.conditioning_action = hypothesis_to_msg(prediction.conditioning_action)
+    msg.sampling_temperature = temperature
+    msg.positions = positions.reshape(-1)
+    msg.mean = mean.reshape(-1)
+    msg.spread = spread.reshape(-1)
+    msg.model_id = prediction.model_id
+    return msg
+
+
+def motion_prediction_from_msg(msg):
+    """-> (Prediction, mean (T, 2, J, 3), spread (T, 2, J)) with layouts checked against the declared sizes."""
+    if msg.mode not in PREDICTION_MODES:
+        raise ValueError(f"MotionPrediction.mode: unknown value {msg.mode}")
+    k, t, j = int(msg.num_samples), int(msg.num_frames), int(msg.num_joints)
+    arrays = {}
+    for name, shape in (("positions", (k, t, 2, j, 3)), ("mean", (t, 2, j, 3)), ("spread", (t, 2, j))):
+        flat = np.asarray(getattr(msg, name), dtype=np.float32)
+        if flat.size != int(np.prod(shape)):
+            raise ValueError(f"MotionPrediction.{name}: {flat.size} values do not match the declared layout {shape}")
+        arrays[name] = flat.reshape(shape)
+    hand_present = np.asarray(msg.hand_present, dtype=bool)
+    _require_finite("MotionPrediction.positions (present hands)", arrays["positions"][:, :, hand_present])
+    prediction = Prediction(
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        frame_id=msg.header.frame_id,
+        mode=int(msg.mode),
+        frame_period_s=duration_to_seconds(msg.frame_period),
+        positions=arrays["positions"],
+        hand_present=hand_present,
+        conditioning_action=hypothesis_from_msg(msg.conditioning_action),
+        sampling_temperature=float(msg.sampling_temperature),
+        model_id=msg.model_id,
+    )
+    return prediction, arrays["mean"], arrays["spread"]
