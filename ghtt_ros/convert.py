@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 
+from ghtt_core.results import Hypothesis, Prediction, Recognition, prediction_statistics
 from ghtt.msg import (
     ActionHypothesis,
     ActionRecognition,
@@ -21,7 +22,9 @@ from ghtt.msg import (
 
 NUM_JOINTS = 21
 HAND_SIDES = (HandPose.LEFT, HandPose.RIGHT)
-PREDICTION_MODES = (MotionPrediction.MODE_ACTION_GUIDED, MotionPrediction.MODE_POSE_ONLY)
+# ghtt_core mode names <-> MotionPrediction.mode constants.
+MODE_TO_MSG = {"action_guided": MotionPrediction.MODE_ACTION_GUIDED, "pose_only": MotionPrediction.MODE_POSE_ONLY}
+MODE_FROM_MSG = {value: name for name, value in MODE_TO_MSG.items()}
 
 
 # ---- time -------------------------------------------------------------------------------------------------------
@@ -164,14 +167,6 @@ def two_hand_pose_array_from_msg(msg):
 
 # ---- actions ----------------------------------------------------------------------------------------------------
 
-@dataclass
-class Hypothesis:
-    label: str
-    verb: str
-    noun: str
-    score: float
-
-
 def hypothesis_to_msg(hypothesis: Hypothesis):
     if not (np.isfinite(hypothesis.score) and 0.0 <= hypothesis.score <= 1.0):
         raise ValueError(f"ActionHypothesis.score must be in [0, 1], got {hypothesis.score}")
@@ -181,18 +176,6 @@ def hypothesis_to_msg(hypothesis: Hypothesis):
 
 def hypothesis_from_msg(msg):
     return Hypothesis(label=msg.label, verb=msg.verb, noun=msg.noun, score=float(msg.score))
-
-
-@dataclass
-class Recognition:
-    stamp_ns: int
-    frame_id: str
-    observation_start_ns: int
-    observation_end_ns: int
-    num_clips: int
-    hypotheses: list
-    object_label: str = ""
-    latent: np.ndarray | None = None
 
 
 def action_recognition_to_msg(recognition: Recognition):
@@ -232,34 +215,9 @@ def action_recognition_from_msg(msg):
 
 # ---- prediction -------------------------------------------------------------------------------------------------
 
-@dataclass
-class Prediction:
-    """positions (K, T, 2, J, 3) float32 metres; absent hands NaN. mean/spread derive from positions."""
-
-    stamp_ns: int
-    frame_id: str
-    mode: int
-    frame_period_s: float
-    positions: np.ndarray
-    hand_present: np.ndarray
-    conditioning_action: Hypothesis
-    sampling_temperature: float
-    model_id: str = ""
-
-
-def prediction_statistics(positions, hand_present):
-    """Sample mean (T, 2, J, 3) and RMS spread of the samples around it (T, 2, J); NaN for absent hands."""
-    mean = positions.mean(axis=0)
-    spread = np.sqrt(((positions - mean) ** 2).sum(axis=-1).mean(axis=0))
-    absent = ~np.asarray(hand_present, dtype=bool)
-    mean[:, absent] = np.nan
-    spread[:, absent] = np.nan
-    return mean.astype(np.float32), spread.astype(np.float32)
-
-
 def motion_prediction_to_msg(prediction: Prediction):
-    if prediction.mode not in PREDICTION_MODES:
-        raise ValueError(f"MotionPrediction.mode: unknown value {prediction.mode}")
+    if prediction.mode not in MODE_TO_MSG:
+        raise ValueError(f"MotionPrediction.mode: unknown mode {prediction.mode!r} (known: {sorted(MODE_TO_MSG)})")
     positions = np.asarray(prediction.positions, dtype=np.float32)
     if positions.ndim != 5 or positions.shape[2] != 2 or positions.shape[4] != 3 or 0 in positions.shape:
         raise ValueError(f"MotionPrediction.positions: expected (samples, frames, 2, joints, 3), got {positions.shape}")
@@ -277,7 +235,7 @@ def motion_prediction_to_msg(prediction: Prediction):
     msg = MotionPrediction()
     msg.header.stamp = ns_to_stamp(prediction.stamp_ns)
     msg.header.frame_id = prediction.frame_id
-    msg.mode = prediction.mode
+    msg.mode = MODE_TO_MSG[prediction.mode]
     msg.frame_period = seconds_to_duration(prediction.frame_period_s)
     msg.num_samples, msg.num_frames, msg.num_joints = num_samples, num_frames, num_joints
     msg.hand_present = hand_present.tolist()
@@ -292,7 +250,7 @@ def motion_prediction_to_msg(prediction: Prediction):
 
 def motion_prediction_from_msg(msg):
     """-> (Prediction, mean (T, 2, J, 3), spread (T, 2, J)) with layouts checked against the declared sizes."""
-    if msg.mode not in PREDICTION_MODES:
+    if msg.mode not in MODE_FROM_MSG:
         raise ValueError(f"MotionPrediction.mode: unknown value {msg.mode}")
     k, t, j = int(msg.num_samples), int(msg.num_frames), int(msg.num_joints)
     arrays = {}
@@ -306,7 +264,7 @@ def motion_prediction_from_msg(msg):
     prediction = Prediction(
         stamp_ns=stamp_to_ns(msg.header.stamp),
         frame_id=msg.header.frame_id,
-        mode=int(msg.mode),
+        mode=MODE_FROM_MSG[msg.mode],
         frame_period_s=duration_to_seconds(msg.frame_period),
         positions=arrays["positions"],
         hand_present=hand_present,

@@ -52,7 +52,7 @@ if is_current msgs "$msg_hash" && "$py" -c "import ghtt.msg" 2>/dev/null; then
   say "messages up to date"
 else
   say "building ghtt messages with CMake into .venv"
-  rm -rf build/msgs
+  rm -rf build/msgs && mkdir -p build
   PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" cmake -S . -B build/msgs -DCMAKE_INSTALL_PREFIX="$venv" \
     -DCMAKE_PREFIX_PATH="$venv" -DPython3_EXECUTABLE="$py" -DGHTT_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF \
     > build/msgs.log 2>&1 || { tail -40 build/msgs.log; echo "[setup] error: cmake configure failed (build/msgs.log)" >&2; exit 1; }

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ghtt_core.results import Hypothesis, Prediction, Recognition
 from ghtt_ros import convert
 
 
@@ -14,15 +15,15 @@ def make_samples(seed=0):
                                   confidence=np.array([0.9, 0.0], np.float32), object_label="bottle")
     pose = convert.two_hand_pose_to_msg(hands)
     array = convert.two_hand_pose_array_to_msg([hands] * 16, 1 / 30)
-    hypothesis = convert.Hypothesis("open bottle", "open", "bottle", 0.75)
-    recognition = convert.action_recognition_to_msg(convert.Recognition(
+    hypothesis = Hypothesis("open bottle", "open", "bottle", 0.75)
+    recognition = convert.action_recognition_to_msg(Recognition(
         stamp_ns=hands.stamp_ns, frame_id="cam", observation_start_ns=hands.stamp_ns - 500_000_000,
         observation_end_ns=hands.stamp_ns, num_clips=2,
-        hypotheses=[hypothesis, convert.Hypothesis("close bottle", "close", "bottle", 0.2)],
+        hypotheses=[hypothesis, Hypothesis("close bottle", "close", "bottle", 0.2)],
         object_label="bottle", latent=rng.normal(size=128).astype(np.float32)))
     positions = rng.normal(0, 0.1, (20, 96, 2, 21, 3)).astype(np.float32)
-    prediction = convert.motion_prediction_to_msg(convert.Prediction(
-        stamp_ns=hands.stamp_ns, frame_id="cam", mode=0, frame_period_s=1 / 30, positions=positions,
+    prediction = convert.motion_prediction_to_msg(Prediction(
+        stamp_ns=hands.stamp_ns, frame_id="cam", mode="action_guided", frame_period_s=1 / 30, positions=positions,
         hand_present=np.array([True, True]), conditioning_action=hypothesis, sampling_temperature=5.0,
         model_id="small-test"))
     return {

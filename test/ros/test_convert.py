@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ghtt.msg import HandPose, MotionPrediction, TwoHandPose
+from ghtt.msg import HandPose, TwoHandPose
+from ghtt_core.results import (PREDICTION_MODES, Hypothesis, Prediction, Recognition,
+                                prediction_statistics)
 from ghtt_ros import convert
 
 finite_f32 = st.floats(-10.0, 10.0, width=32, allow_nan=False)
@@ -48,7 +50,7 @@ def test_two_hand_pose_array_round_trip(frames, period):
     assert abs(decoded_period - period) < 1e-9
 
 
-hypotheses = st.builds(convert.Hypothesis, label=st.text(max_size=20), verb=st.text(max_size=8),
+hypotheses = st.builds(Hypothesis, label=st.text(max_size=20), verb=st.text(max_size=8),
                        noun=st.text(max_size=8), score=st.floats(0, 1, width=32))
 
 
@@ -58,7 +60,7 @@ hypotheses = st.builds(convert.Hypothesis, label=st.text(max_size=20), verb=st.t
 def test_action_recognition_round_trip(hyps, t0, t1, num_clips, latent):
     hyps = sorted(hyps, key=lambda h: -h.score)
     start, end = sorted((t0, t1))
-    recognition = convert.Recognition(stamp_ns=end, frame_id="cam", observation_start_ns=start,
+    recognition = Recognition(stamp_ns=end, frame_id="cam", observation_start_ns=start,
                                       observation_end_ns=end, num_clips=num_clips, hypotheses=hyps,
                                       object_label="cup", latent=latent)
     decoded = convert.action_recognition_from_msg(convert.action_recognition_to_msg(recognition))
@@ -76,8 +78,8 @@ def predictions(draw):
     positions = draw(hnp.arrays(np.float32, (k, t, 2, j, 3), elements=finite_f32))
     present = draw(hnp.arrays(bool, (2,)))
     positions[:, :, ~present] = np.nan
-    return convert.Prediction(
-        stamp_ns=draw(stamps), frame_id="cam", mode=draw(st.sampled_from(convert.PREDICTION_MODES)),
+    return Prediction(
+        stamp_ns=draw(stamps), frame_id="cam", mode=draw(st.sampled_from(PREDICTION_MODES)),
         frame_period_s=1 / 30, positions=positions, hand_present=present,
         conditioning_action=draw(hypotheses), sampling_temperature=draw(st.floats(0, 10, width=32)), model_id="m")
 
@@ -89,7 +91,7 @@ def test_motion_prediction_round_trip_is_exact(prediction):
     np.testing.assert_array_equal(decoded.positions, prediction.positions)
     np.testing.assert_array_equal(decoded.hand_present, prediction.hand_present)
     assert decoded.mode == prediction.mode and decoded.conditioning_action == prediction.conditioning_action
-    expected_mean, expected_spread = convert.prediction_statistics(prediction.positions, prediction.hand_present)
+    expected_mean, expected_spread = prediction_statistics(prediction.positions, prediction.hand_present)
     np.testing.assert_array_equal(mean, expected_mean)
     np.testing.assert_array_equal(spread, expected_spread)
 
@@ -98,7 +100,7 @@ def test_prediction_spread_is_rms_distance_to_mean():
     positions = np.zeros((2, 1, 2, 21, 3), np.float32)
     positions[0, ..., 0] = 1.0
     positions[1, ..., 0] = -1.0
-    mean, spread = convert.prediction_statistics(positions, np.array([True, True]))
+    mean, spread = prediction_statistics(positions, np.array([True, True]))
     np.testing.assert_allclose(mean, 0.0)
     np.testing.assert_allclose(spread, 1.0)
 
@@ -150,19 +152,19 @@ def test_incoming_messages_are_validated():
 
 
 def test_prediction_rejects_bad_input():
-    good = convert.Prediction(stamp_ns=0, frame_id="cam", mode=MotionPrediction.MODE_ACTION_GUIDED,
+    good = Prediction(stamp_ns=0, frame_id="cam", mode="action_guided",
                               frame_period_s=1 / 30, positions=np.zeros((2, 3, 2, 21, 3), np.float32),
                               hand_present=np.array([True, True]),
-                              conditioning_action=convert.Hypothesis("pour milk", "pour", "milk", 0.5),
+                              conditioning_action=Hypothesis("pour milk", "pour", "milk", 0.5),
                               sampling_temperature=5.0)
     with pytest.raises(ValueError, match="mode"):
-        convert.motion_prediction_to_msg(convert.Prediction(**{**good.__dict__, "mode": 9}))
+        convert.motion_prediction_to_msg(Prediction(**{**good.__dict__, "mode": "sideways"}))
     with pytest.raises(ValueError, match="positions"):
-        convert.motion_prediction_to_msg(convert.Prediction(**{**good.__dict__, "positions": np.zeros((3, 2, 21, 3))}))
+        convert.motion_prediction_to_msg(Prediction(**{**good.__dict__, "positions": np.zeros((3, 2, 21, 3))}))
     nan_positions = good.positions.copy()
     nan_positions[0, 0, 1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        convert.motion_prediction_to_msg(convert.Prediction(**{**good.__dict__, "positions": nan_positions}))
+        convert.motion_prediction_to_msg(Prediction(**{**good.__dict__, "positions": nan_positions}))
     msg = convert.motion_prediction_to_msg(good)
     msg.num_frames = 4
     with pytest.raises(ValueError, match="layout"):
