@@ -3,7 +3,8 @@
 from setuptools import find_packages, setup
 
 setup(
-    name="ghtt",
+    # Not "ghtt": that distribution name belongs to the CMake-installed message package (ghtt.msg).
+    name="ghtt-python",
     version="0.1.0",
     description="G-HTT for robots: two-hand pose refinement, action recognition and motion prediction",
     license="Apache-2.0",
@@ -13,6 +14,7 @@ setup(
     entry_points={
         "console_scripts": [
             "ghtt = ghtt_core.cli:main",
+            "ghtt-ros = ghtt_ros.cli:main",
         ],
     },
 )

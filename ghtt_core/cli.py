@@ -6,6 +6,9 @@ import sys
 
 # Each module exposes register(subparsers) and imports its heavy dependencies only inside its handlers.
 SUBCOMMAND_MODULES = (
+    "ghtt_core.data.cli",
+    "ghtt_core.estimator.cli",
+    "ghtt_core.train.cli",
 )
 
 

@@ -48,7 +48,7 @@ DRAW_BONES = tuple(
 
 # Canonical palm template of an average adult RIGHT hand (metres), wrist at the origin, rows = PALM_JOINTS.
 # Local axes: +y from the wrist towards the middle-finger MCP, +x towards the index side, +z out of the back of the
-# hand (x cross y). Mean wrist->MCP length is 0.080 m. The left template mirrors x. Our own values: MANO files are
+# hand...  The left template mirrors x. Our own values: MANO files are
 # not available here.
 _RIGHT_PALM_TEMPLATE = np.array(
     [

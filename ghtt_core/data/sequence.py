@@ -30,7 +30,7 @@ class HandSequence:
                (synthetic data, or an estimator's output); None otherwise.
     intrinsics: (3, 3) pinhole K of the view, or None.
     cam_from_world: (T, 4, 4) or (4, 4) homogeneous world->camera transform (column-vector, x_cam = M @ x_world), or None.
-    object_names: per-frame object name (noun) in view, or None.
+    image_paths: per-frame image files when the source has images, or None.
     """
 
     name: str

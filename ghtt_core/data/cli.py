@@ -1,0 +1,110 @@
+"""`ghtt data ...`: generate the synthetic benchmark, inspect a dataset, convert a public dataset."""
+
+import importlib
+import json
+import time
+from pathlib import Path
+
+CONVERTIBLE_SOURCES = ("h2o", "assembly", "fpha")
+# Cross-view protocol of the synthetic benchmark: train on two fixed views, test on the two others.
+SYNTHETIC_VIEW_SPLITS = {"train": ["front", "left"], "test": ["right", "top"]}
+
+
+def register(subparsers):
+    data = subparsers.add_parser("data", help="generate, inspect and convert hand-action datasets")
+    commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+
+    generate = commands.add_parser("generate", help="write the synthetic two-hand action benchmark")
+    generate.add_argument("--out", default="data/synthetic", type=Path)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--num-recordings", type=int, default=None, help="default: GeneratorConfig's")
+    generate.add_argument("--noise-level", default="medium", choices=("none", "low", "medium", "high"))
+    generate.add_argument("--one-hand-absent-fraction", type=float, default=0.0)
+    generate.add_argument("--random-views", type=int, default=None)
+    generate.set_defaults(handler=_generate)
+
+    inspect = commands.add_parser("inspect", help="print statistics of a dataset and optionally plot a sequence")
+    inspect.add_argument("root", type=Path)
+    inspect.add_argument("--plot", type=Path, help="write a PNG of one sequence here")
+    inspect.add_argument("--recording", help="recording name (default: the first)")
+    inspect.add_argument("--view", default=None, help="view name (default: the recording's first)")
+    inspect.set_defaults(handler=_inspect)
+
+    convert = commands.add_parser("convert", help="convert a public dataset to the ghtt format")
+    convert.add_argument("source", choices=CONVERTIBLE_SOURCES)
+    convert.add_argument("input", type=Path)
+    convert.add_argument("--out", required=True, type=Path)
+    convert.set_defaults(handler=_convert)
+
+    card = commands.add_parser("card", help="difficulty baselines of a dataset (nearest neighbour, GRU, zero velocity)")
+    card.add_argument("root", type=Path)
+    card.add_argument("--view", default="front")
+    card.add_argument("--train-seconds", type=float, default=120.0)
+    card.add_argument("--seed", type=int, default=0)
+    card.set_defaults(handler=_card)
+
+
+def _generate(args):
+    from dataclasses import replace
+
+    from ghtt_core.data.storage import write_dataset
+    from ghtt_core.data.synthetic.actions import ACTION_CLASSES
+    from ghtt_core.data.synthetic.generator import GeneratorConfig, generate_benchmark
+    from ghtt_core.data.taxonomy import Taxonomy
+
+    config = GeneratorConfig(seed=args.seed, noise_level=args.noise_level,
+                             one_hand_absent_fraction=args.one_hand_absent_fraction)
+    if args.num_recordings is not None:
+        config = replace(config, num_recordings=args.num_recordings)
+    if args.random_views is not None:
+        config = replace(config, random_views=args.random_views)
+    taxonomy = Taxonomy(tuple((c.label, c.verb, c.noun) for c in ACTION_CLASSES))
+    started = time.perf_counter()
+    index = write_dataset(args.out, generate_benchmark(config), taxonomy,
+                          provenance={"generator": "ghtt synthetic", "config": config.to_dict()},
+                          view_splits=SYNTHETIC_VIEW_SPLITS)
+    seconds = time.perf_counter() - started
+    frames = sum(entry["num_frames"] for entry in index["recordings"])
+    actions = sum(len(entry["actions"]) for entry in index["recordings"])
+    print(f"wrote {len(index['recordings'])} recordings, {actions} actions, {frames} frames to {args.out} "
+          f"in {seconds:.1f} s ({frames / seconds:.0f} frames/s incl. writing)")
+
+
+def _inspect(args):
+    from ghtt_core.data.inspection import dataset_statistics, plot_sequence
+    from ghtt_core.data.storage import StoredDataset, load_recording
+
+    dataset = StoredDataset(args.root)
+    print(json.dumps(dataset_statistics(dataset), indent=1))
+    if args.plot:
+        entries = dataset.entries
+        entry = next((e for e in entries if e["name"] == args.recording), None) if args.recording else entries[0]
+        if entry is None:
+            raise ValueError(f"no recording named {args.recording!r} in {args.root}")
+        recording = load_recording(dataset.root / entry["file"], entry["name"], entry["subject"], entry["split"])
+        plot_sequence(recording.view(args.view or next(iter(recording.views))), args.plot)
+        print(f"plot written to {args.plot}")
+
+
+def _convert(args):
+    from ghtt_core.data.recording import Recording
+    from ghtt_core.data.storage import write_dataset
+
+    reader = importlib.import_module(f"ghtt_core.data.{args.source}")
+    sequences = reader.load_sequences(args.input)
+    by_recording = {}
+    for sequence in sequences:
+        by_recording.setdefault(sequence.name.split("/")[0], []).append(sequence)
+    recordings = (Recording.from_sequences(views, name) for name, views in by_recording.items())
+    index = write_dataset(args.out, recordings, provenance={"source": args.source, "input": str(args.input)})
+    print(f"converted {len(index['recordings'])} recordings from {args.input} to {args.out}")
+
+
+def _card(args):
+    from ghtt_core.data.difficulty import difficulty_report
+    from ghtt_core.data.storage import StoredDataset
+
+    report = difficulty_report(StoredDataset(args.root), view=args.view, train_seconds=args.train_seconds,
+                               seed=args.seed)
+    print(json.dumps(report, indent=1))
+
