@@ -47,9 +47,9 @@ DRAW_BONES = tuple(
 )
 
 # Canonical palm template of an average adult RIGHT hand (metres), wrist at the origin, rows = PALM_JOINTS.
-# Local axes: +y from the wrist towards the middle-finger MCP, +x towards the index side, +z out of the back of the
-# hand...  The left template mirrors x. Our own values: MANO files are
-# not available here.
+# Local axes: +y from the wrist towards the middle-finger MCP, +x towards the index side, +z = x cross y (out of the
+# palm of an anatomical right hand). Mean wrist->MCP length is 0.080 m. The left template mirrors x. Our own values:
+# MANO files are not available here.
 _RIGHT_PALM_TEMPLATE = np.array(
     [
         [0.000, 0.000, 0.000],
