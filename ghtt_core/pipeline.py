@@ -1,0 +1,331 @@
+"""Streaming G-HTT without ROS: push one two-hand pose per camera frame, get a result whenever a clip completes.
+
+The contract with ghtt_ros and offline evaluation is docs/pipeline-api.md; the flows are in docs/inference.md.
+Time comes only from the frames' stamps (never the wall clock), and each result's sampling generator is seeded from
+its last stamp, so replaying the same frames gives identical results in real time, sim time or offline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ghtt_core.checkpoint import KIND_FULL, KIND_POSE, ModelCheckpoint, load_checkpoint
+from ghtt_core.inference import ActionScores, GHTTInference, MotionForecast
+from ghtt_core.results import PREDICTION_MODES, Hypothesis, Prediction, Recognition
+from ghtt_core.skeleton import NUM_HANDS, NUM_JOINTS
+
+_NS_PER_S = 1_000_000_000
+_SEED_MODULUS = 2**63 - 1
+_NO_ACTION = Hypothesis(label="", verb="", noun="", score=0.0)
+
+
+@dataclass
+class FrameInput:
+    """One camera frame's two-hand pose. joints (2, 21, 3) metres in the camera frame [left, right]; absent hands may
+    be NaN. presence (2,) bool; confidence (2,) in [0, 1] (None = 1); object_label None or "" = unknown object."""
+
+    stamp_ns: int
+    joints: np.ndarray
+    presence: np.ndarray
+    confidence: np.ndarray | None = None
+    object_label: str | None = None
+    frame_id: str = ""
+
+
+@dataclass
+class PipelineConfig:
+    clip_len: int = 16  # fixed by the model
+    clip_stride: int = 16  # frames between results
+    max_clips: int = 16  # A-Block observation capacity; the history holds max_clips * clip_len frames
+    mode: str = "action_guided"  # "action_guided" (P.b) or "pose_only" (P.a)
+    num_samples: int = 20  # sample 0 = the deterministic mean prediction
+    horizon_frames: int = 96
+    sampling_temperature: float = 5.0  # std multiplier for samples 1..
+    top_k: int = 5
+    frame_period_s: float = 1.0 / 30.0
+    max_gap_s: float = 0.5  # a larger gap or a backwards stamp resets the history
+    max_fill_frames: int = 4  # a hand missing for at most this many final frames is still predicted
+    min_confidence: float = 0.0  # hands below this confidence count as absent
+    commanded_action: str = ""  # non-empty: generate motion for this label instead of the recognized one (P.b)
+    seed: int = 0  # combined with each result's last stamp to seed its samples
+
+    def __post_init__(self):
+        if self.mode not in PREDICTION_MODES:
+            raise ValueError(f"mode must be one of {PREDICTION_MODES}, got {self.mode!r}")
+        for name in ("clip_len", "clip_stride", "max_clips", "num_samples", "horizon_frames", "top_k"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.frame_period_s > 0:
+            raise ValueError(f"frame_period_s must be > 0, got {self.frame_period_s}")
+        if not self.max_gap_s >= self.frame_period_s:
+            raise ValueError(f"max_gap_s ({self.max_gap_s}) must be >= frame_period_s ({self.frame_period_s})")
+        if not 0 <= self.max_fill_frames < self.clip_len:
+            raise ValueError(f"max_fill_frames must be in [0, clip_len), got {self.max_fill_frames}")
+        if not self.sampling_temperature >= 0:
+            raise ValueError(f"sampling_temperature must be >= 0, got {self.sampling_temperature}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+        if self.commanded_action and self.mode != "action_guided":
+            raise ValueError("commanded_action needs mode 'action_guided' (the A-Dec generates for the action)")
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0  # frames pushed
+    results: int = 0
+    resets: int = 0  # history resets caused by a gap > max_gap_s or a backwards stamp
+    dropped_frames: int = 0  # missing camera frames filled in as masked frames
+    duplicate_frames: int = 0  # frames with the previous frame's stamp (ignored)
+    invalid_hands: int = 0  # hands marked present with NaN/inf joints (treated as absent)
+
+
+@dataclass
+class PipelineResult:
+    """stamps_ns (16,) int64; refined_joints (16, 2, 21, 3) float32 metres (NaN for absent hands); refined_presence
+    (16, 2). recognition None without an A-Block; prediction None when no hand is in view at the end."""
+
+    frame_id: str
+    stamps_ns: np.ndarray
+    refined_joints: np.ndarray
+    refined_presence: np.ndarray
+    recognition: Recognition | None
+    prediction: Prediction | None
+    timings_ms: dict = field(default_factory=dict)
+
+
+@dataclass
+class _BufferedFrame:
+    stamp_ns: int
+    joints: np.ndarray  # (2, 21, 3) finite; zeros for absent hands
+    presence: np.ndarray  # (2,)
+    real: bool  # False for a filled-in dropped frame
+    object_label: str | None
+
+
+def _check_frame(frame: FrameInput):
+    if not isinstance(frame.stamp_ns, (int, np.integer)) or frame.stamp_ns < 0:
+        raise ValueError(f"FrameInput.stamp_ns must be a non-negative integer, got {frame.stamp_ns!r}")
+    joints = np.asarray(frame.joints, dtype=np.float32)
+    if joints.shape != (NUM_HANDS, NUM_JOINTS, 3):
+        raise ValueError(f"FrameInput.joints must be (2, 21, 3), got {joints.shape}")
+    presence = np.asarray(frame.presence, dtype=bool).reshape(-1)
+    if presence.shape != (NUM_HANDS,):
+        raise ValueError(f"FrameInput.presence must have 2 entries, got {presence.shape}")
+    confidence = np.ones(NUM_HANDS, np.float32)
+    if frame.confidence is not None:
+        confidence = np.asarray(frame.confidence, np.float32)
+    if confidence.shape != (NUM_HANDS,) or not ((confidence >= 0) & (confidence <= 1)).all():
+        raise ValueError(f"FrameInput.confidence must be 2 values in [0, 1], got {frame.confidence!r}")
+    return joints, presence, confidence
+
+
+def _clip_object(frames) -> str | None:
+    """The most recent known object label within a clip."""
+    for frame in reversed(frames):
+        if frame.object_label:
+            return frame.object_label
+    return None
+
+
+class _StageTimer:
+    """Milliseconds per stage; waits for queued GPU work so each stage is charged its own time."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.timings: dict[str, float] = {}
+        self._start = self._last = self._now()
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def lap(self, stage: str):
+        now = self._now()
+        self.timings[stage] = (now - self._last) * 1e3
+        self._last = now
+
+    def finish(self) -> dict[str, float]:
+        self.timings["total"] = (self._now() - self._start) * 1e3
+        return self.timings
+
+
+class StreamingPipeline:
+    """Ring buffer of the last max_clips * clip_len frames of one stream, and the model flows run on it."""
+
+    def __init__(self, model: ModelCheckpoint, config: PipelineConfig | None = None,
+                 device: str | torch.device | None = None):
+        self.config = config or PipelineConfig()
+        self.inference = GHTTInference(model, device)
+        self._check_model(model)
+        self.model_id = model.model_id
+        self.stats = PipelineStats()
+        self._frames: deque[_BufferedFrame] = deque(maxlen=self.config.max_clips * self.config.clip_len)
+        self._frames_since_result = 0
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
+                        config: PipelineConfig | None = None) -> "StreamingPipeline":
+        config = config or PipelineConfig()
+        require = KIND_FULL if config.mode == "action_guided" else KIND_POSE
+        return cls(load_checkpoint(path, device, require=require), config, device)
+
+    def _check_model(self, model: ModelCheckpoint):
+        cfg = self.config
+        if cfg.clip_len != model.config.pose.clip_len:
+            raise ValueError(
+                f"clip_len {cfg.clip_len} differs from the model's clip length {model.config.pose.clip_len}"
+            )
+        if model.action_block is None:
+            if cfg.mode == "action_guided":
+                raise ValueError("mode 'action_guided' needs a full checkpoint (P-Block + A-Block); use 'pose_only'")
+            return
+        capacity = model.config.action.max_clips
+        if cfg.max_clips > capacity:
+            raise ValueError(f"max_clips {cfg.max_clips} exceeds the A-Block capacity of {capacity} clips")
+        if cfg.mode == "action_guided" and cfg.horizon_frames > (capacity + 1) * cfg.clip_len:
+            raise ValueError(f"horizon_frames {cfg.horizon_frames} exceeds {(capacity + 1) * cfg.clip_len} frames "
+                             f"(one decoded observed clip + {capacity} A-Dec clips)")
+        if cfg.commanded_action:
+            model.taxonomy.action_index(cfg.commanded_action)
+
+    def reset(self):
+        """Forget the history (the stats are kept)."""
+        self._frames.clear()
+        self._frames_since_result = 0
+
+    # ---- input -------------------------------------------------------------------------------------------------
+
+    def push(self, frame: FrameInput) -> PipelineResult | None:
+        """Add one frame (in stamp order). Returns a result when a clip completes, else None."""
+        joints, presence, confidence = _check_frame(frame)
+        self.stats.frames += 1
+        if self._frames:
+            previous_ns = self._frames[-1].stamp_ns
+            gap_s = (int(frame.stamp_ns) - previous_ns) / _NS_PER_S
+            if gap_s == 0:
+                self.stats.duplicate_frames += 1
+                return None
+            if gap_s < 0 or gap_s > self.config.max_gap_s:
+                self.stats.resets += 1
+                self.reset()
+            else:
+                self._fill_dropped_frames(previous_ns, int(frame.stamp_ns))
+
+        finite = np.isfinite(joints).all(axis=(1, 2))
+        self.stats.invalid_hands += int((presence & ~finite).sum())
+        presence = presence & finite & (confidence >= self.config.min_confidence)
+        joints = np.where(presence[:, None, None], joints, 0.0).astype(np.float32)
+        self._append(_BufferedFrame(int(frame.stamp_ns), joints, presence, True, frame.object_label or None))
+
+        if len(self._frames) >= self.config.clip_len and self._frames_since_result >= self.config.clip_stride:
+            self._frames_since_result = 0
+            self.stats.results += 1
+            return self._result(frame.frame_id)
+        return None
+
+    def _append(self, frame: _BufferedFrame):
+        self._frames.append(frame)
+        self._frames_since_result += 1
+
+    def _fill_dropped_frames(self, previous_ns: int, stamp_ns: int):
+        """Masked frames at evenly spaced stamps for the camera frames missing before stamp_ns."""
+        period_ns = self.config.frame_period_s * _NS_PER_S
+        missing = max(0, round((stamp_ns - previous_ns) / period_ns) - 1)
+        step_ns = (stamp_ns - previous_ns) / (missing + 1)
+        for index in range(1, missing + 1):
+            self._append(_BufferedFrame(
+                previous_ns + round(index * step_ns), np.zeros((NUM_HANDS, NUM_JOINTS, 3), np.float32),
+                np.zeros(NUM_HANDS, bool), False, None,
+            ))
+        self.stats.dropped_frames += missing
+
+    # ---- output ------------------------------------------------------------------------------------------------
+
+    def _generator(self, stamp_ns: int) -> torch.Generator:
+        seed = (int(self.config.seed) * 1_000_003 + stamp_ns) % _SEED_MODULUS
+        return torch.Generator(device=self.inference.device).manual_seed(seed)
+
+    def _result(self, frame_id: str) -> PipelineResult:
+        cfg = self.config
+        clip_len = cfg.clip_len
+        num_clips = min(len(self._frames) // clip_len, cfg.max_clips)
+        window = list(self._frames)[-num_clips * clip_len:]
+        clips = [window[k * clip_len:(k + 1) * clip_len] for k in range(num_clips)]
+        stamps = np.array([f.stamp_ns for f in window], np.int64)
+        joints = np.stack([f.joints for f in window]).reshape(1, num_clips, clip_len, NUM_HANDS, NUM_JOINTS, 3)
+        presence = np.stack([f.presence for f in window]).reshape(1, num_clips, clip_len, NUM_HANDS)
+        frame_valid = np.array([f.real for f in window]).reshape(1, num_clips, clip_len)
+        object_names = [[_clip_object(clip) for clip in clips]]
+
+        timer = _StageTimer(self.inference.device)
+        observation = self.inference.encode_observation(joints, presence, frame_valid, cfg.max_fill_frames)
+        timer.lap("encode")
+        refinement = self.inference.refine_observation(observation)
+        timer.lap("refine")
+
+        recognition, scores = None, None
+        if self.inference.action_block is not None and bool(observation.clip_valid.any()):
+            scores = self.inference.recognize(observation, object_names, top_k=cfg.top_k)
+            recognition = Recognition(
+                stamp_ns=int(stamps[-1]),
+                frame_id=frame_id,
+                observation_start_ns=int(stamps[0]),
+                observation_end_ns=int(stamps[-1]),
+                num_clips=int(observation.clip_valid.sum()),
+                hypotheses=self._hypotheses(scores),
+                object_label=object_names[0][-1] or "",
+                latent=scores.latent[0].float().cpu().numpy(),
+            )
+        timer.lap("recognize")
+
+        prediction = None
+        if bool(observation.hand_present_at_end.any()):
+            forecast, conditioning = self._forecast(observation, object_names, scores, int(stamps[-1]))
+            prediction = Prediction(
+                stamp_ns=int(stamps[-1]),
+                frame_id=frame_id,
+                mode=cfg.mode,
+                frame_period_s=cfg.frame_period_s,
+                positions=forecast.joints[0].cpu().numpy(),
+                hand_present=forecast.hand_present[0].cpu().numpy(),
+                conditioning_action=conditioning,
+                sampling_temperature=cfg.sampling_temperature,
+                model_id=self.model_id,
+            )
+        timer.lap("predict")
+
+        return PipelineResult(
+            frame_id=frame_id,
+            stamps_ns=stamps[-clip_len:],
+            refined_joints=refinement.joints[0, -1].cpu().numpy(),
+            refined_presence=refinement.presence[0, -1].cpu().numpy(),
+            recognition=recognition,
+            prediction=prediction,
+            timings_ms=timer.finish(),
+        )
+
+    def _hypotheses(self, scores: ActionScores) -> list[Hypothesis]:
+        return [self.inference.action_hypothesis(i, s)
+                for s, i in zip(scores.scores[0].tolist(), scores.indices[0].tolist())]
+
+    def _forecast(self, observation, object_names, scores, stamp_ns) -> tuple[MotionForecast, Hypothesis]:
+        cfg = self.config
+        options = dict(num_samples=cfg.num_samples, horizon_frames=cfg.horizon_frames,
+                       temperature=cfg.sampling_temperature, generator=self._generator(stamp_ns))
+        if cfg.mode == "pose_only":
+            return self.inference.predict_pose_only(observation, **options), _NO_ACTION
+        if cfg.commanded_action:
+            forecast = self.inference.generate_for_action(observation, cfg.commanded_action,
+                                                          object_names=object_names, **options)
+            commanded = self.inference.model.taxonomy.action_index(cfg.commanded_action)
+            return forecast, self.inference.action_hypothesis(commanded, 1.0)
+        forecast = self.inference.predict_action_guided(observation, object_names=object_names, **options)
+        return forecast, self._hypotheses(scores)[0]
+

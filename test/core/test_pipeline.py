@@ -1,0 +1,237 @@
+import numpy as np
+import pytest
+from model_batches import moving_hands
+from tiny_models import tiny_config, tiny_model
+
+from ghtt_core.checkpoint import save_checkpoint
+from ghtt_core.pipeline import FrameInput, PipelineConfig, StreamingPipeline
+from ghtt_core.results import Prediction, Recognition
+
+PERIOD_NS = 33_333_333
+START_NS = 1_700_000_000_000_000_000
+CLIP = 16
+
+
+def stream(num_frames, seed=0, presence=None, objects=None, start_ns=START_NS):
+    joints = moving_hands(1, num_frames, seed)[0].numpy()
+    presence = np.ones((num_frames, 2), bool) if presence is None else presence
+    return [
+        FrameInput(
+            stamp_ns=start_ns + i * PERIOD_NS,
+            joints=np.where(presence[i][:, None, None], joints[i], np.nan),
+            presence=presence[i],
+            object_label=None if objects is None else objects[i],
+            frame_id="camera",
+        )
+        for i in range(num_frames)
+    ]
+
+
+def small_config(**overrides):
+    settings = dict(num_samples=3, horizon_frames=40, top_k=3, max_clips=4)
+    settings.update(overrides)
+    return PipelineConfig(**settings)
+
+
+def push_all(pipeline, frames):
+    """-> list of (index of the frame that produced it, result)."""
+    return [(i, r) for i, r in ((i, pipeline.push(f)) for i, f in enumerate(frames)) if r is not None]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def test_results_every_stride_with_the_contract_fields(model):
+    pipeline = StreamingPipeline(model, small_config())
+    frames = stream(5 * CLIP)
+    results = push_all(pipeline, frames)
+    assert [i for i, _ in results] == [15, 31, 47, 63, 79]
+    assert pipeline.stats.frames == 80 and pipeline.stats.results == 5
+    index, result = results[2]
+    assert result.stamps_ns.dtype == np.int64
+    assert result.stamps_ns.tolist() == [f.stamp_ns for f in frames[index - 15:index + 1]]
+    assert result.refined_joints.shape == (CLIP, 2, 21, 3) and result.refined_joints.dtype == np.float32
+    assert result.refined_presence.shape == (CLIP, 2) and result.refined_presence.all()
+    assert np.isfinite(result.refined_joints).all()
+    recognition = result.recognition
+    assert isinstance(recognition, Recognition)
+    assert recognition.num_clips == 3
+    assert recognition.observation_start_ns == frames[0].stamp_ns
+    assert recognition.observation_end_ns == recognition.stamp_ns == frames[index].stamp_ns
+    assert recognition.frame_id == "camera" and len(recognition.hypotheses) == 3
+    scores = [h.score for h in recognition.hypotheses]
+    assert scores == sorted(scores, reverse=True)
+    prediction = result.prediction
+    assert isinstance(prediction, Prediction)
+    assert prediction.positions.shape == (3, 40, 2, 21, 3) and prediction.positions.dtype == np.float32
+    assert prediction.stamp_ns == frames[index].stamp_ns
+    assert prediction.mode == "action_guided" and prediction.model_id == "tiny-test"
+    assert prediction.conditioning_action == recognition.hypotheses[0]
+    assert set(result.timings_ms) == {"encode", "refine", "recognize", "predict", "total"}
+    # the history is capped at max_clips clips
+    assert results[-1][1].recognition.num_clips == 4
+
+
+def test_stride_shorter_than_a_clip(model):
+    pipeline = StreamingPipeline(model, small_config(clip_stride=8))
+    assert [i for i, _ in push_all(pipeline, stream(48))] == [15, 23, 31, 39, 47]
+
+
+def test_same_stream_gives_identical_results_and_the_seed_matters(model):
+    frames = stream(3 * CLIP)
+    first = push_all(StreamingPipeline(model, small_config()), frames)
+    again = StreamingPipeline(model, small_config())
+    push_all(again, stream(2 * CLIP, seed=7, start_ns=START_NS - 10**10))  # unrelated history, then a reset
+    again.reset()
+    second = push_all(again, frames)
+    other_seed = push_all(StreamingPipeline(model, small_config(seed=1)), frames)
+    assert len(first) == len(second) == 3
+    for (_, a), (_, b), (_, c) in zip(first, second, other_seed):
+        np.testing.assert_array_equal(a.refined_joints, b.refined_joints)
+        np.testing.assert_array_equal(a.recognition.latent, b.recognition.latent)
+        np.testing.assert_array_equal(a.prediction.positions, b.prediction.positions)
+        np.testing.assert_array_equal(a.prediction.positions[0], c.prediction.positions[0])
+        assert np.abs(a.prediction.positions[1:] - c.prediction.positions[1:]).max() > 1e-4
+
+
+def test_time_jump_and_backwards_stamp_reset_the_history(model):
+    pipeline = StreamingPipeline(model, small_config())
+    frames = stream(20)
+    later = stream(40, start_ns=frames[-1].stamp_ns + 2 * 10**9)  # 2 s later > max_gap_s
+    assert len(push_all(pipeline, frames)) == 1
+    results = push_all(pipeline, later)
+    assert pipeline.stats.resets == 1
+    assert [i for i, _ in results] == [15, 31]  # a full clip after the jump, not 12 frames
+    assert results[0][1].recognition.observation_start_ns == later[0].stamp_ns
+    backwards = stream(20, start_ns=later[-1].stamp_ns - 10 * PERIOD_NS)
+    assert [i for i, _ in push_all(pipeline, backwards)] == [15]
+    assert pipeline.stats.resets == 2
+
+
+def test_dropped_frames_are_filled_and_keep_timing(model):
+    pipeline = StreamingPipeline(model, small_config())
+    frames = stream(40)
+    kept = frames[:10] + frames[13:]  # the camera dropped frames 10, 11, 12
+    results = push_all(pipeline, kept)
+    assert pipeline.stats.dropped_frames == 3
+    index, result = results[0]
+    assert kept[index] is frames[15]  # the clip still ends 16 frame periods after the start
+    np.testing.assert_allclose(np.diff(result.stamps_ns), PERIOD_NS, atol=1)
+    assert result.refined_presence[10:13].sum() == 0 and np.isnan(result.refined_joints[10:13]).all()
+    assert np.isfinite(result.refined_joints[:10]).all() and np.isfinite(result.refined_joints[13:]).all()
+
+
+def test_duplicate_stamps_are_ignored(model):
+    pipeline = StreamingPipeline(model, small_config())
+    frames = stream(CLIP)
+    for frame in frames[:8]:
+        pipeline.push(frame)
+    assert pipeline.push(frames[7]) is None
+    results = push_all(pipeline, frames[8:])
+    assert pipeline.stats.duplicate_frames == 1 and [i for i, _ in results] == [7]
+
+
+def test_nan_joints_of_a_present_hand_count_as_absent(model):
+    pipeline = StreamingPipeline(model, small_config())
+    frames = stream(CLIP)
+    frames[4].joints = frames[4].joints.copy()
+    frames[4].joints[1, 7] = np.nan  # right hand "present" but broken
+    result = push_all(pipeline, frames)[0][1]
+    assert pipeline.stats.invalid_hands == 1
+    assert result.refined_presence[4].tolist() == [True, False]
+    assert np.isnan(result.refined_joints[4, 1]).all() and np.isfinite(result.refined_joints[4, 0]).all()
+
+
+def test_one_hand_in_view(model):
+    presence = np.ones((2 * CLIP, 2), bool)
+    presence[:, 0] = False  # only the right hand is ever seen
+    result = push_all(StreamingPipeline(model, small_config()), stream(2 * CLIP, presence=presence))[-1][1]
+    assert result.prediction.hand_present.tolist() == [False, True]
+    assert np.isnan(result.prediction.positions[:, :, 0]).all()
+    assert np.isfinite(result.prediction.positions[:, :, 1]).all()
+    assert np.isnan(result.refined_joints[:, 0]).all() and np.isfinite(result.refined_joints[:, 1]).all()
+
+
+def test_no_hands_in_view(model):
+    presence = np.zeros((2 * CLIP, 2), bool)
+    presence[:CLIP] = True  # hands leave after the first clip
+    results = push_all(StreamingPipeline(model, small_config()), stream(2 * CLIP, presence=presence))
+    last = results[-1][1]
+    assert last.prediction is None  # nothing in view at the end
+    assert last.recognition.num_clips == 1  # the empty clip is masked
+    assert np.isnan(last.refined_joints).all() and not last.refined_presence.any()
+    empty = push_all(StreamingPipeline(model, small_config()), stream(CLIP, presence=np.zeros((CLIP, 2), bool)))
+    assert empty[0][1].recognition is None and empty[0][1].prediction is None
+
+
+def test_low_confidence_hands_are_absent(model):
+    pipeline = StreamingPipeline(model, small_config(min_confidence=0.5))
+    frames = stream(CLIP)
+    for frame in frames:
+        frame.confidence = np.array([0.9, 0.2], np.float32)
+    result = push_all(pipeline, frames)[0][1]
+    assert result.refined_presence[:, 1].sum() == 0 and result.prediction.hand_present.tolist() == [True, False]
+
+
+def test_object_labels_reach_the_recognition(model):
+    frames_a = stream(CLIP, objects=["cup"] * CLIP)
+    frames_b = stream(CLIP, objects=[None] * (CLIP - 1) + ["jar"])
+    result_a = push_all(StreamingPipeline(model, small_config()), frames_a)[0][1]
+    result_b = push_all(StreamingPipeline(model, small_config()), frames_b)[0][1]
+    assert result_a.recognition.object_label == "cup" and result_b.recognition.object_label == "jar"
+    assert np.abs(result_a.recognition.latent - result_b.recognition.latent).max() > 1e-4
+
+
+def test_pose_only_mode_and_commanded_action(model):
+    frames = stream(2 * CLIP)
+    pose_only = push_all(StreamingPipeline(model, small_config(mode="pose_only")), frames)[-1][1]
+    assert pose_only.prediction.mode == "pose_only" and pose_only.prediction.conditioning_action.label == ""
+    assert pose_only.prediction.positions.shape == (3, 40, 2, 21, 3)
+    pour = push_all(StreamingPipeline(model, small_config(commanded_action="pour cup")), frames)[-1][1]
+    grab = push_all(StreamingPipeline(model, small_config(commanded_action="grab cup")), frames)[-1][1]
+    assert pour.prediction.conditioning_action.label == "pour cup" and pour.prediction.conditioning_action.score == 1
+    # the first predicted clip comes from the last observed clip; the command steers the rest
+    np.testing.assert_array_equal(pour.prediction.positions[:, :CLIP], grab.prediction.positions[:, :CLIP])
+    assert np.abs(pour.prediction.positions[:, CLIP:] - grab.prediction.positions[:, CLIP:]).max() > 1e-4
+    with pytest.raises(ValueError, match="not in the taxonomy"):
+        StreamingPipeline(model, small_config(commanded_action="juggle"))
+
+
+def test_from_checkpoint_round_trip(model, tmp_path):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model.config, model.pose_block, model.action_block, model.taxonomy, model.label_embeddings)
+    loaded = StreamingPipeline.from_checkpoint(path, device="cpu", config=small_config())
+    direct = StreamingPipeline(model, small_config())
+    frames = stream(CLIP)
+    a, b = push_all(loaded, frames)[0][1], push_all(direct, frames)[0][1]
+    np.testing.assert_array_equal(a.prediction.positions, b.prediction.positions)
+    assert loaded.model_id.startswith("model-")
+
+    pose_path = tmp_path / "pose.pt"
+    save_checkpoint(pose_path, tiny_config(), model.pose_block)
+    with pytest.raises(ValueError, match="full checkpoint"):
+        StreamingPipeline.from_checkpoint(pose_path, config=small_config())
+    pose_only = StreamingPipeline.from_checkpoint(pose_path, config=small_config(mode="pose_only"))
+    result = push_all(pose_only, frames)[0][1]
+    assert result.recognition is None and result.prediction.positions.shape == (3, 40, 2, 21, 3)
+
+
+def test_bad_frames_and_configs_are_rejected(model):
+    pipeline = StreamingPipeline(model, small_config())
+    frame = stream(1)[0]
+    with pytest.raises(ValueError, match="joints"):
+        pipeline.push(FrameInput(frame.stamp_ns, frame.joints[:1], frame.presence))
+    with pytest.raises(ValueError, match="stamp_ns"):
+        pipeline.push(FrameInput(-5, frame.joints, frame.presence))
+    with pytest.raises(ValueError, match="confidence"):
+        pipeline.push(FrameInput(frame.stamp_ns, frame.joints, frame.presence, confidence=np.array([2.0, 0.5])))
+    with pytest.raises(ValueError, match="mode"):
+        PipelineConfig(mode="teleport")
+    with pytest.raises(ValueError, match="clip_len"):
+        StreamingPipeline(model, small_config(clip_len=8))
+    with pytest.raises(ValueError, match="max_clips"):
+        StreamingPipeline(model, small_config(max_clips=32))
+    with pytest.raises(ValueError, match="action_guided"):
+        StreamingPipeline(tiny_model(with_action_block=False), small_config())
