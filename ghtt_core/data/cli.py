@@ -5,7 +5,12 @@ import json
 import time
 from pathlib import Path
 
-CONVERTIBLE_SOURCES = ("h2o", "assembly", "fpha")
+# source -> (reader module, loader, its splits, default view). Each loader is called as loader(root, split, view).
+CONVERTIBLE_SOURCES = {
+    "h2o": ("ghtt_core.data.h2o", "load_h2o", ("train", "val", "test"), "cam4"),
+    "fpha": ("ghtt_core.data.fpha", "load_fpha", ("train", "test"), "color"),
+    "assemblyhands": ("ghtt_core.data.assembly", "load_assemblyhands", ("train", "val", "test"), "world"),
+}
 # Cross-view protocol of the synthetic benchmark: train on two fixed views, test on the two others.
 SYNTHETIC_VIEW_SPLITS = {"train": ["front", "left"], "test": ["right", "top"]}
 
@@ -31,9 +36,11 @@ def register(subparsers):
     inspect.set_defaults(handler=_inspect)
 
     convert = commands.add_parser("convert", help="convert a public dataset to the ghtt format")
-    convert.add_argument("source", choices=CONVERTIBLE_SOURCES)
-    convert.add_argument("input", type=Path)
-    convert.add_argument("--out", required=True, type=Path)
+    convert.add_argument("source", choices=sorted(CONVERTIBLE_SOURCES), help="dataset format (docs/datasets.md)")
+    convert.add_argument("input", type=Path, help="the dataset's root folder, laid out as released")
+    convert.add_argument("--out", required=True, type=Path, help="output folder (ghtt format, docs/dataset.md)")
+    convert.add_argument("--splits", nargs="+", help="splits to convert (default: all of the dataset's splits)")
+    convert.add_argument("--view", help="camera view (default: h2o cam4, fpha color, assemblyhands world)")
     convert.set_defaults(handler=_convert)
 
     card = commands.add_parser("card", help="difficulty baselines of a dataset (nearest neighbour, GRU, zero velocity)")
@@ -90,13 +97,14 @@ def _convert(args):
     from ghtt_core.data.recording import Recording
     from ghtt_core.data.storage import write_dataset
 
-    reader = importlib.import_module(f"ghtt_core.data.{args.source}")
-    sequences = reader.load_sequences(args.input)
-    by_recording = {}
-    for sequence in sequences:
-        by_recording.setdefault(sequence.name.split("/")[0], []).append(sequence)
-    recordings = (Recording.from_sequences(views, name) for name, views in by_recording.items())
-    index = write_dataset(args.out, recordings, provenance={"source": args.source, "input": str(args.input)})
+    module_name, loader_name, splits, default_view = CONVERTIBLE_SOURCES[args.source]
+    loader = getattr(importlib.import_module(module_name), loader_name)
+    view = args.view or default_view
+    sequences = [seq for split in (args.splits or splits) for seq in loader(args.input, split=split, view=view)]
+    # One single-view recording per sequence; dataset paths become flat file names.
+    recordings = (Recording.from_sequences([seq], seq.name.replace("/", "__")) for seq in sequences)
+    index = write_dataset(args.out, recordings, provenance={"source": args.source, "input": str(args.input),
+                                                             "view": view})
     print(f"converted {len(index['recordings'])} recordings from {args.input} to {args.out}")
 
 

@@ -137,3 +137,20 @@ def test_bad_arguments_are_value_errors(fpha_root):
         load_fpha(root, split="val")
     with pytest.raises(ValueError, match="view"):
         load_fpha(root, view="ir")
+
+
+def test_cli_converts_fpha_to_the_ghtt_format(fpha_root, tmp_path):
+    from ghtt_core.cli import main
+    from ghtt_core.data.storage import StoredDataset
+
+    root, skeletons = fpha_root
+    out = tmp_path / "converted"
+    assert main(["data", "convert", "fpha", str(root), "--out", str(out), "--view", "depth"]) == 0
+    sequences = StoredDataset(out).sequences()
+    assert len(sequences) == sum(len(v) for v in SEQUENCES.values())
+    by_name = {seq.name.split("/")[0]: seq for seq in sequences}
+    for sequence_path, skeleton_mm in skeletons.items():
+        converted = by_name[f"fpha__{sequence_path.replace('/', '__')}"]
+        assert converted.presence[:, 1].all() and not converted.presence[:, 0].any()
+        assert len(converted.actions) == 1
+        np.testing.assert_allclose(converted.joints[:, 1, 0], skeleton_mm[:, 0] / 1000.0, atol=1e-6)
