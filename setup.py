@@ -15,6 +15,7 @@ setup(
         "console_scripts": [
             "ghtt = ghtt_core.cli:main",
             "ghtt-ros = ghtt_ros.cli:main",
+            "ghtt-bag = ghtt_ros.bag_cli:main",
         ],
     },
 )

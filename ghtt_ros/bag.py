@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import struct
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -141,7 +143,10 @@ class BagRecorder(Node):
         self._raw_subscriptions = {}
         self.stats = RecorderStats()
         self._discover()
-        self._discovery_timer = self.create_timer(discovery_period_s, self._discover)
+        # Discovery runs on the steady clock: under use_sim_time a ROS-clock timer would not fire before the first
+        # /clock message (topics appearing later would never be recorded).
+        self._discovery_timer = self.create_timer(discovery_period_s, self._discover,
+                                                  clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     @property
     def recorded_topics(self):
@@ -250,11 +255,11 @@ class _OpenBag:
             raise BagError(f"bag {self.path} has no topic(s) {missing}; it has {sorted(by_topic)}")
         return [by_topic[t] for t in topics]
 
-    def messages(self, connections):
-        """-> (connection, stamp_ns, raw CDR bytes) in stamp order."""
+    def messages(self, connections, start_ns=None, stop_ns=None):
+        """-> (connection, stamp_ns, raw CDR bytes) in stamp order, for start_ns <= stamp < stop_ns when given."""
         try:
-            yield from self.reader.messages(connections=connections)
-        except (ReaderError, OSError, ValueError, EOFError) as error:
+            yield from self.reader.messages(connections=connections, start=start_ns, stop=stop_ns)
+        except (ReaderError, OSError, ValueError, EOFError, OverflowError, struct.error) as error:
             raise BagError(f"bag {self.path} is damaged (truncated or corrupt storage file): {error}") from error
 
 
@@ -266,18 +271,20 @@ def bag_info(path) -> BagInfo:
         return BagInfo(bag.path, bag.storage, reader.start_time, max(reader.start_time, reader.end_time - 1), counts)
 
 
-def read_raw(path, topics=None):
-    """Yields (topic, msgtype, stamp_ns, CDR bytes) in stamp order. BagError for a missing/damaged bag or topic."""
+def read_raw(path, topics=None, start_ns=None, stop_ns=None):
+    """Yields (topic, msgtype, stamp_ns, CDR bytes) in stamp order, for start_ns <= stamp < stop_ns when given.
+    BagError for a missing/damaged bag or topic."""
     with _OpenBag(path) as bag:
-        for connection, stamp_ns, data in bag.messages(bag.connections(topics)):
+        for connection, stamp_ns, data in bag.messages(bag.connections(topics), start_ns, stop_ns):
             yield connection.topic, connection.msgtype, stamp_ns, data
 
 
-def read_messages(path, topics=None):
-    """Yields (topic, stamp_ns, rclpy message) in stamp order; stamp_ns is the bag (receive) time. BagError for a
-    missing or damaged bag, a missing topic, or a message type this Python environment cannot import."""
+def read_messages(path, topics=None, start_ns=None, stop_ns=None):
+    """Yields (topic, stamp_ns, rclpy message) in stamp order (start_ns <= stamp < stop_ns when given); stamp_ns is
+    the bag (receive) time. BagError for a missing or damaged bag, a missing topic, or a message type this Python
+    environment cannot import."""
     classes = {}
-    for topic, msgtype, stamp_ns, data in read_raw(path, topics):
+    for topic, msgtype, stamp_ns, data in read_raw(path, topics, start_ns, stop_ns):
         if msgtype not in classes:
             classes[msgtype] = message_class(msgtype)
         yield topic, stamp_ns, deserialize_message(data, classes[msgtype])
@@ -286,12 +293,17 @@ def read_messages(path, topics=None):
 # ---- playback ---------------------------------------------------------------------------------------------------
 
 class BagPlayer:
-    """Publishes a bag's raw messages on `node` with the original timing divided by `rate`, optionally in a loop, and
-    publishes the bag time on /clock (so nodes with use_sim_time see the recorded time). Each loop restarts the
-    clock at the bag's start, as `ros2 bag play --loop` does. Message types must be importable (BagError if not)."""
+    """Publishes a bag's raw messages on `node` with the original timing divided by `rate` (float("inf"): as fast as
+    possible), optionally in a loop, and publishes the bag time on /clock (so nodes with use_sim_time see the recorded
+    time). Each loop restarts the clock at the bag's start, as `ros2 bag play --loop` does. Message types must be
+    importable (BagError if not).
+
+    remap: {bag topic: published topic} (topics not in it keep their names). before_publish(topic, stamp_ns), when
+    given, is called right before each message is published (after the timing wait) and may block, e.g. to pace the
+    playback on a consumer's progress; `topic` is the bag topic."""
 
     def __init__(self, node: Node, path, rate=1.0, loop=False, topics=None, publish_clock=True, clock_hz=100.0,
-                 qos_depth=100):
+                 qos_depth=100, remap=None, before_publish=None):
         if not rate > 0:
             raise BagError(f"playback rate must be > 0, got {rate}")
         self.node = node
@@ -303,15 +315,24 @@ class BagPlayer:
         missing = [t for t in self.topics if t not in self.info.topics]
         if missing:
             raise BagError(f"bag {self.path} has no topic(s) {missing}; it has {sorted(self.info.topics)}")
+        remap = dict(remap or {})
+        unknown = sorted(set(remap) - set(self.topics))
+        if unknown:
+            raise BagError(f"cannot remap {unknown}: not among the played topics {sorted(self.topics)}")
+        self.published_topics = {topic: remap.get(topic, topic) for topic in self.topics}
+        targets = list(self.published_topics.values())
+        if len(set(targets)) != len(targets) or CLOCK_TOPIC in targets:
+            raise BagError(f"remapping must give distinct topics other than {CLOCK_TOPIC}, got {self.published_topics}")
         qos = QoSProfile(depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-        self._publishers = {topic: node.create_publisher(message_class(self.info.topics[topic][0]), topic, qos)
-                            for topic in self.topics}
+        self._publishers = {topic: node.create_publisher(message_class(self.info.topics[topic][0]), target, qos)
+                            for topic, target in self.published_topics.items()}
+        self._before_publish = before_publish
         self._clock_publisher = None
         if publish_clock:
-            from rosgraph_msgs.msg import Clock
+            from rosgraph_msgs.msg import Clock as ClockMessage
 
-            self._clock_cls = Clock
-            self._clock_publisher = node.create_publisher(Clock, CLOCK_TOPIC, 10)
+            self._clock_cls = ClockMessage
+            self._clock_publisher = node.create_publisher(ClockMessage, CLOCK_TOPIC, 10)
         self._clock_period_s = 1.0 / clock_hz
         self._stop = threading.Event()
         self.published = 0
@@ -331,6 +352,8 @@ class BagPlayer:
         wall_start = time.monotonic()
         for topic, _, stamp_ns, data in read_raw(self.path, self.topics):
             self._wait_until(wall_start, stamp_ns)
+            if self._before_publish is not None:
+                self._before_publish(topic, stamp_ns)
             if self._stop.is_set():
                 return
             self._publish_clock(stamp_ns)
@@ -386,7 +409,7 @@ def _cli_play(args):
     node = rclpy.create_node("ghtt_bag_player")
     try:
         player = BagPlayer(node, args.bag, rate=args.rate, loop=args.loop, topics=args.topics or None,
-                           publish_clock=not args.no_clock)
+                           publish_clock=not args.no_clock, remap=parse_remappings(args.remap))
         time.sleep(args.discovery_wait)  # let subscribers match before the first message
         print(f"published {player.play()} messages from {args.bag}")
     except KeyboardInterrupt:
@@ -403,9 +426,19 @@ def _cli_info(args):
         print(f"  {topic:40s} {msgtype:40s} {count}")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m ghtt_ros.bag", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+def parse_remappings(assignments):
+    """["FROM:=TO", ...] (the ROS remapping syntax) -> {FROM: TO}."""
+    remap = {}
+    for assignment in assignments or ():
+        source, separator, target = assignment.partition(":=")
+        if not (separator and source and target):
+            raise BagError(f"--remap expects FROM:=TO, got {assignment!r}")
+        remap[source] = target
+    return remap
+
+
+def register_commands(commands):
+    """Adds record, play and info to an argparse subparsers object (also used by ghtt_ros.bag_cli)."""
     record = commands.add_parser("record", help="record topics (all discovered topics when none are given)")
     record.add_argument("topics", nargs="*")
     record.add_argument("-o", "--output", required=True, help="new bag directory")
@@ -415,7 +448,8 @@ def main(argv=None):
     play = commands.add_parser("play", help="publish a bag with its original timing")
     play.add_argument("bag")
     play.add_argument("--topics", nargs="*")
-    play.add_argument("--rate", type=float, default=1.0)
+    play.add_argument("--remap", nargs="*", metavar="FROM:=TO", help="publish bag topic FROM on topic TO")
+    play.add_argument("--rate", type=float, default=1.0, help="speed factor (inf: as fast as possible)")
     play.add_argument("--loop", action="store_true")
     play.add_argument("--no-clock", action="store_true", help="do not publish /clock")
     play.add_argument("--discovery-wait", type=float, default=1.0, help="seconds to wait for subscribers")
@@ -423,6 +457,11 @@ def main(argv=None):
     info = commands.add_parser("info", help="topics, types, counts and duration of a bag")
     info.add_argument("bag")
     info.set_defaults(run=_cli_info)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m ghtt_ros.bag", description=__doc__.split("\n")[0])
+    register_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -11,6 +11,8 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
 os.environ["ROS_HOME"] = str(REPO_ROOT / "build" / "ros_home")
 os.environ["ROS_LOG_DIR"] = str(REPO_ROOT / "build" / "ros_home" / "log")
+# Fast DDS reads its profile once per process: a 16 MB shared-memory segment so whole camera images are delivered.
+os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO_ROOT / "config" / "fastdds_large_messages.xml")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")

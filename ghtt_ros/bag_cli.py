@@ -1,0 +1,212 @@
+"""`ghtt-bag`: record, play, inspect and build rosbag2 bags, and evaluate the pipeline on them.
+
+Docs: docs/bags.md, docs/bag-evaluation.md. Examples:
+
+    ghtt-bag record -o runs/my_bag /hands --duration 30
+    ghtt-bag play runs/my_bag --rate 0.5 --remap /hands:=/robot/hands
+    ghtt-bag info runs/my_bag
+    ghtt-bag from-dataset synthetic -o runs/eval_bag --seed 0 --actions 3
+    ghtt-bag evaluate runs/eval_bag -o runs/eval --mode both
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from rosbags.rosbag2 import WriterError
+
+from ghtt_ros.bag import STORAGES, BagError, register_commands
+
+# Exit status of `evaluate` when the bag could be read only in part, or live and offline scores differ.
+EXIT_PARTIAL, EXIT_MISMATCH = 3, 4
+DEFAULT_TOLERANCE_MM = 1e-6
+
+
+# ---- from-dataset -----------------------------------------------------------------------------------------------
+
+def load_sequence(source, root=None, split=None, view=None, name=None, seed=0, actions=3):
+    """One HandSequence: `synthetic` generates one recording (seed, actions, view, as the demo does); `stored` reads a
+    dataset in the ghtt format (`ghtt data generate` / `ghtt data convert` output); h2o, fpha, assemblyhands read the
+    released dataset with its reader. name picks a sequence (default: the first)."""
+    if source == "synthetic":
+        from ghtt_ros.demo_sources import SyntheticActionSource
+
+        return SyntheticActionSource(seed, actions, 0, view=view or "front").sequence
+    if root is None:
+        raise ValueError(f"source {source!r} needs the dataset folder (--root)")
+    if source == "stored":
+        from ghtt_core.data.storage import StoredDataset
+
+        sequences = StoredDataset(root).sequences(split, views=[view] if view else None)
+    else:
+        from ghtt_core.data.cli import CONVERTIBLE_SOURCES
+
+        module_name, loader_name, splits, default_view = CONVERTIBLE_SOURCES[source]
+        loader = getattr(importlib.import_module(module_name), loader_name)
+        sequences = loader(root, split=split or splits[-1], view=view or default_view)
+    if not sequences:
+        raise ValueError(f"no sequences in {root} (source {source}, split {split}, view {view})")
+    if name is None:
+        return sequences[0]
+    for sequence in sequences:
+        if sequence.name == name:
+            return sequence
+    raise ValueError(f"no sequence named {name!r}; available: {[s.name for s in sequences][:20]}")
+
+
+def _from_dataset(args):
+    from ghtt_ros.bag_evaluation import write_dataset_bag
+
+    sequence = load_sequence(args.source, args.root, args.split, args.view, args.sequence, args.seed, args.actions)
+    counts = write_dataset_bag(sequence, args.output, input_kind=args.input, storage=args.storage,
+                               object_labels=not args.no_object_labels)
+    print(f"wrote {args.output}: sequence {sequence.name!r}, {sequence.num_frames} frames, "
+          f"{len(sequence.actions)} actions; {counts}")
+    return 0
+
+
+# ---- evaluate ---------------------------------------------------------------------------------------------------
+
+def evaluate_bag(bag_path, output, modes, checkpoint, config, device="cpu", rate=float("inf"), timeout_s=60.0,
+                 tolerance_mm=DEFAULT_TOLERANCE_MM):
+    """Runs each mode over the bag, scores it and writes OUTPUT/<mode>/report.{json,md,png}; with both modes also
+    OUTPUT/comparison.json. Returns {"reports": {mode: paths}, "scores": {mode: scores}, "problems": [...],
+    "differences": [...] or None, "throughput": {mode: x real time}}."""
+    from ghtt_core.evaluate.stream_report import write_stream_report
+    from ghtt_core.evaluate.stream_scoring import score_differences, score_stream
+    from ghtt_ros.bag_evaluation import read_evaluation_bag, run_live, run_offline
+
+    output = Path(output)
+    bag = read_evaluation_bag(bag_path)
+    summary = {"reports": {}, "scores": {}, "problems": list(bag.problems), "differences": None, "throughput": {}}
+    for mode in modes:
+        if mode == "live":
+            run = run_live(bag, checkpoint, config, output / "live" / "outputs_bag", device, rate, timeout_s,
+                           startup_timeout_s=timeout_s)
+        else:
+            run = run_offline(bag, checkpoint, config, device)
+        problems = bag.problems + run.details.pop("problems", [])
+        throughput = bag.duration_s / run.wall_s if run.wall_s > 0 else None
+        details = {"mode": mode, "bag": str(bag_path), "checkpoint": str(checkpoint),
+                   "stream_duration_s": round(bag.duration_s, 3), "wall_s": round(run.wall_s, 3),
+                   "throughput_x_real_time": throughput, **run.details, "problems": problems}
+        if bag.truth is None:
+            problems.append("no ground truth in the bag: nothing to score")
+            summary["reports"][mode] = {"json": _write_json(output / mode / "report.json", details)}
+            continue
+        evaluation = score_stream(bag.truth, run.outputs, bag.input_poses())
+        summary["reports"][mode] = write_stream_report(output / mode, evaluation, f"ghtt bag evaluation ({mode})",
+                                                       details)
+        summary["scores"][mode] = evaluation.scores
+        summary["throughput"][mode] = throughput
+        summary["problems"] = sorted(set(summary["problems"]) | set(problems))
+    if {"live", "offline"} <= set(summary["scores"]):
+        summary["differences"] = score_differences(summary["scores"]["live"], summary["scores"]["offline"],
+                                                   tolerance_mm)
+        _write_json(output / "comparison.json", {"tolerance_mm": tolerance_mm, "equal": not summary["differences"],
+                                                 "differences": summary["differences"]})
+    return summary
+
+
+def _write_json(path, content):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=1))
+    return path
+
+
+def _evaluate(args):
+    import torch
+
+    from ghtt_core.pipeline import PipelineConfig
+    from ghtt_ros.pipeline_node import checkpoint_path
+
+    torch.set_num_threads(1)  # as the nodes do: torch's pool would fight the executor threads
+
+    config = PipelineConfig(mode=args.prediction_mode, num_samples=args.num_samples,
+                            horizon_frames=args.horizon_frames, seed=args.seed)
+    modes = ("live", "offline") if args.mode == "both" else (args.mode,)
+    summary = evaluate_bag(args.bag, args.output, modes, checkpoint_path(args.checkpoint), config, args.device,
+                           args.rate, args.timeout, args.tolerance)
+    for mode, paths in summary["reports"].items():
+        throughput = summary["throughput"].get(mode)
+        speed = f", {throughput:.1f}x real time" if throughput else ""
+        print(f"[{mode}] report: {paths.get('markdown', paths['json'])}{speed}")
+    for problem in summary["problems"]:
+        print(f"problem: {problem}", file=sys.stderr)
+    if summary["differences"]:
+        print(f"live and offline scores differ (tolerance {args.tolerance} mm): {summary['differences'][:10]}",
+              file=sys.stderr)
+        return EXIT_MISMATCH
+    if summary["differences"] is not None:
+        print(f"live and offline scores agree within {args.tolerance} mm")
+    return EXIT_PARTIAL if summary["problems"] else 0
+
+
+def _run_bag_command(args):
+    """record / play / info from ghtt_ros.bag return nothing on success."""
+    args.run(args)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="ghtt-bag", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n", 2)[2])
+    commands = parser.add_subparsers(dest="command", required=True)
+    register_commands(commands)
+    for name in ("record", "play", "info"):
+        commands.choices[name].set_defaults(handler=_run_bag_command)
+
+    dataset = commands.add_parser("from-dataset", help="write an evaluation bag of one dataset sequence")
+    dataset.add_argument("source", choices=("synthetic", "stored", "h2o", "fpha", "assemblyhands"))
+    dataset.add_argument("-o", "--output", required=True, type=Path, help="new bag directory")
+    dataset.add_argument("--root", type=Path, help="dataset folder (all sources but synthetic)")
+    dataset.add_argument("--split", help="dataset split (default: stored all, readers their last split)")
+    dataset.add_argument("--view", help="camera view (default: synthetic front, readers their default)")
+    dataset.add_argument("--sequence", help="sequence name (default: the first)")
+    dataset.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
+    dataset.add_argument("--actions", type=int, default=3, help="synthetic: chained actions")
+    dataset.add_argument("--input", choices=("auto", "estimated", "ground_truth"), default="auto",
+                         help="poses on /hands (auto: estimated when the dataset has them)")
+    dataset.add_argument("--no-object-labels", action="store_true",
+                         help="do not put the current action's object into the input poses")
+    dataset.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
+    dataset.set_defaults(handler=_from_dataset)
+
+    evaluate = commands.add_parser("evaluate", help="run the pipeline over a bag and score it against its ground "
+                                                    "truth")
+    evaluate.add_argument("bag", type=Path)
+    evaluate.add_argument("-o", "--output", required=True, type=Path, help="report folder")
+    evaluate.add_argument("--mode", choices=("live", "offline", "both"), default="both",
+                          help="live: the ROS graph on sim time over DDS; offline: the pipeline in-process")
+    evaluate.add_argument("--checkpoint", default="", help="model (default: the shipped ghtt_small.pt)")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--prediction-mode", choices=("action_guided", "pose_only"), default="action_guided")
+    evaluate.add_argument("--num-samples", type=int, default=20)
+    evaluate.add_argument("--horizon-frames", type=int, default=96)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--rate", type=float, default=float("inf"),
+                          help="live playback speed (default inf: as fast as the graph keeps up, never dropping)")
+    evaluate.add_argument("--timeout", type=float, default=60.0,
+                          help="seconds any wait for the graph may take before the run is reported as partial")
+    evaluate.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE_MM,
+                          help="largest live/offline difference of a score (mm; accuracies as fractions)")
+    evaluate.set_defaults(handler=_evaluate)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (BagError, WriterError, ValueError, RuntimeError) as error:
+        print(f"ghtt-bag: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The node graph described by one YAML file: the single source of truth for the runner and the launch files.
+
+Graph file layout (see config/graph.yaml and docs/ros.md):
+
+    namespace: ""                       # prefix of every node's namespace (e.g. one camera's name)
+    nodes:
+      - name: hand_estimator            # node name (unique in the graph)
+        executable: hand_estimator      # one of NODE_EXECUTABLES
+        namespace: ""                   # optional, below the graph namespace
+        enabled: true                   # optional
+        parameters_file: hand_estimator.yaml   # optional ROS parameter file, relative to the graph file
+        parameters: {num_threads: 1}    # optional inline values, override the file
+        remappings: {image: /camera/color/image_raw}
+
+This module reads YAML only (no rclpy, no launch) so that launch files on a real ROS 2 install, the runner and the
+tests all build the node list with the same function.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PACKAGE = "ghtt"
+# executable name -> "module:class" of the node (the bin/ scripts and the runner use the same names).
+NODE_EXECUTABLES = {
+    "hand_estimator": "ghtt_ros.hand_estimator:HandEstimatorNode",
+    "ghtt_pipeline": "ghtt_ros.pipeline_node:PipelineNode",
+    "visualizer": "ghtt_ros.visualizer:VisualizerNode",
+}
+_NODE_KEYS = {"name", "executable", "namespace", "enabled", "parameters_file", "parameters", "remappings"}
+_PARAMETER_TYPES = (bool, int, float, str)
+
+
+def config_dir():
+    """The package's config/ folder: next to the sources (development, pip -e) or share/ghtt/config (colcon)."""
+    source_tree = Path(__file__).resolve().parent.parent / "config"
+    if source_tree.is_dir():
+        return source_tree
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory(PACKAGE)) / "config"
+
+
+class GraphError(ValueError):
+    """A graph file that cannot describe a node graph (unknown keys, executables or parameter types)."""
+
+
+@dataclass
+class NodeLaunch:
+    """Everything needed to start one node, in a form both rclpy and launch_ros accept."""
+
+    name: str
+    executable: str
+    namespace: str
+    parameters: dict = field(default_factory=dict)
+    remappings: list = field(default_factory=list)  # [(from, to)]
+
+    @property
+    def node_class_path(self):
+        return NODE_EXECUTABLES[self.executable]
+
+    def ros_arguments(self):
+        """`--ros-args` remapping arguments for this node (used for rclpy's cli_args and for subprocesses)."""
+        arguments = ["--ros-args"]
+        for source, target in self.remappings:
+            arguments += ["-r", f"{source}:={target}"]
+        return arguments
+
+
+def join_namespaces(*parts):
+    names = [part.strip("/") for part in parts if part and part.strip("/")]
+    return "/" + "/".join(names) if names else "/"
+
+
+def read_parameter_file(path, node_name):
+    """Parameters of `node_name` from a ROS parameter file: the `/**` section, then the node's own section."""
+    path = Path(path)
+    if not path.is_file():
+        raise GraphError(f"parameter file not found: {path}")
+    content = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(content, dict):
+        raise GraphError(f"{path}: expected a mapping of node names to ros__parameters")
+    parameters = {}
+    for section in ("/**", node_name, f"/{node_name}", f"/**/{node_name}"):
+        block = content.get(section)
+        if isinstance(block, dict) and isinstance(block.get("ros__parameters"), dict):
+            parameters.update(_flatten(block["ros__parameters"], path))
+    return parameters
+
+
+def _flatten(values, origin, prefix=""):
+    """Nested mappings become dotted names, as ROS does for parameter files."""
+    flat = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, origin, f"{name}."))
+        elif isinstance(value, _PARAMETER_TYPES) or (isinstance(value, list) and value):
+            flat[name] = value
+        else:
+            raise GraphError(f"{origin}: parameter {name!r} has unsupported value {value!r}")
+    return flat
+
+
+def load_graph(source, namespace=None, parameter_overrides=None):
+    """Graph YAML (a path or an already parsed dict) -> list of NodeLaunch for the enabled nodes.
+
+    namespace: replaces the graph's top-level namespace (e.g. to run a second camera's graph next to the first).
+    parameter_overrides: {node name: {parameter: value}}, applied last.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise GraphError(f"graph file not found: {path}")
+        graph = yaml.safe_load(path.read_text()) or {}
+        base_dir = path.resolve().parent
+    else:
+        graph, base_dir = source, config_dir()
+    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
+        raise GraphError("a graph needs a `nodes:` list")
+    overrides = dict(parameter_overrides or {})
+    graph_namespace = graph.get("namespace", "") if namespace is None else namespace
+    nodes = []
+    for entry in graph["nodes"]:
+        node = _node_launch(entry, graph_namespace, base_dir)
+        if node is None:
+            continue
+        node.parameters.update(overrides.pop(node.name, {}))
+        nodes.append(node)
+    names = [node.name for node in nodes]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise GraphError(f"node names must be unique in a graph, repeated: {duplicates}")
+    if overrides:
+        raise GraphError(f"parameter overrides for nodes not in the graph: {sorted(overrides)}")
+    return nodes
+
+
+def _node_launch(entry, graph_namespace, base_dir):
+    if not isinstance(entry, dict):
+        raise GraphError(f"each node entry must be a mapping, got {entry!r}")
+    unknown = set(entry) - _NODE_KEYS
+    if unknown:
+        raise GraphError(f"node entry {entry.get('name')!r}: unknown keys {sorted(unknown)}")
+    executable = entry.get("executable")
+    if executable not in NODE_EXECUTABLES:
+        raise GraphError(f"node entry {entry.get('name')!r}: executable must be one of {sorted(NODE_EXECUTABLES)}, "
+                         f"got {executable!r}")
+    if not entry.get("enabled", True):
+        return None
+    name = entry.get("name") or executable
+    parameters = {}
+    if entry.get("parameters_file"):
+        parameters.update(read_parameter_file(base_dir / entry["parameters_file"], name))
+    parameters.update(_flatten(entry.get("parameters") or {}, f"node {name}"))
+    remappings = entry.get("remappings") or {}
+    if not isinstance(remappings, dict):
+        raise GraphError(f"node {name}: remappings must be a mapping from topic to topic")
+    return NodeLaunch(
+        name=name,
+        executable=executable,
+        namespace=join_namespaces(graph_namespace, entry.get("namespace", "")),
+        parameters=parameters,
+        remappings=[(str(source), str(target)) for source, target in remappings.items()],
+    )
+
+
+def launch_node_arguments(nodes):
+    """Keyword arguments of launch_ros.actions.Node for each NodeLaunch (what the launch files build)."""
+    return [
+        dict(package=PACKAGE, executable=node.executable, name=node.name, namespace=node.namespace,
+             parameters=[dict(node.parameters)], remappings=list(node.remappings), output="screen")
+        for node in nodes
+    ]

@@ -1,0 +1,71 @@
+"""sensor_msgs/Image and CameraInfo <-> numpy, without cv_bridge (see the environment notes: PyPI cv_bridge is broken).
+
+Reading honours `step` (row padding), `is_bigendian` and the REP-118 depth encodings; unsupported encodings and
+inconsistent sizes raise ValueError with the reason.
+"""
+
+import numpy as np
+from sensor_msgs.msg import Image
+
+from ghtt_core.estimator.camera import CameraIntrinsics, depth_image_to_metres
+from ghtt_ros.convert import ns_to_stamp
+
+# encoding -> (channels, channel order of the RGB view)
+COLOUR_ENCODINGS = {"rgb8": (3, "rgb"), "bgr8": (3, "bgr"), "rgba8": (4, "rgb"), "bgra8": (4, "bgr"),
+                    "mono8": (1, "rgb")}
+DEPTH_ENCODINGS = {"16UC1": np.dtype(np.uint16), "32FC1": np.dtype(np.float32)}
+
+
+def _pixel_rows(msg, dtype, channels):
+    """(height, width, channels) view of the message data, dropping row padding."""
+    if msg.height == 0 or msg.width == 0:
+        raise ValueError(f"image is empty ({msg.width}x{msg.height})")
+    dtype = dtype.newbyteorder(">" if msg.is_bigendian else "<")
+    row_bytes = msg.width * channels * dtype.itemsize
+    if msg.step < row_bytes:
+        raise ValueError(f"image step {msg.step} is smaller than a row of {msg.width} px ({row_bytes} bytes)")
+    data = np.frombuffer(msg.data, np.uint8)
+    if data.size < msg.step * msg.height:
+        raise ValueError(f"image data has {data.size} bytes, expected step x height = {msg.step * msg.height}")
+    rows = data[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :row_bytes]
+    return np.ascontiguousarray(rows).view(dtype).reshape(msg.height, msg.width, channels)
+
+
+def image_to_rgb(msg):
+    """Image (rgb8, bgr8, rgba8, bgra8, mono8) -> uint8 (H, W, 3) RGB, C-contiguous."""
+    if msg.encoding not in COLOUR_ENCODINGS:
+        raise ValueError(f"unsupported image encoding {msg.encoding!r}; supported: {sorted(COLOUR_ENCODINGS)}")
+    channels, order = COLOUR_ENCODINGS[msg.encoding]
+    pixels = _pixel_rows(msg, np.dtype(np.uint8), channels)
+    if channels == 1:
+        return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))
+    colour = pixels[:, :, :3]
+    return np.ascontiguousarray(colour[:, :, ::-1] if order == "bgr" else colour)
+
+
+def depth_to_metres(msg):
+    """REP-118 depth Image (16UC1 mm, 32FC1 m) -> float32 (H, W) metres, NaN where invalid."""
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"unsupported depth encoding {msg.encoding!r}; supported: {sorted(DEPTH_ENCODINGS)}")
+    raw = _pixel_rows(msg, DEPTH_ENCODINGS[msg.encoding], 1)[:, :, 0]
+    return depth_image_to_metres(raw.astype(DEPTH_ENCODINGS[msg.encoding]), msg.encoding)
+
+
+def camera_info_to_intrinsics(msg):
+    """CameraInfo -> CameraIntrinsics; ValueError for an uncalibrated camera (K all zeros) or a zero image size."""
+    k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    if not (k[0, 0] > 0 and k[1, 1] > 0):
+        raise ValueError(f"CameraInfo of frame {msg.header.frame_id!r} has no calibration (fx={k[0, 0]}, "
+                         f"fy={k[1, 1]}); calibrate the camera or set use_camera_info false")
+    return CameraIntrinsics.from_matrix(k, msg.width, msg.height)
+
+
+def array_to_image(array, encoding, stamp_ns, frame_id):
+    """uint8 (H, W, 3|4|1) / uint16 / float32 (H, W) array -> Image (for publishers, tests and demos)."""
+    array = np.ascontiguousarray(array)
+    msg = Image(height=array.shape[0], width=array.shape[1], encoding=encoding, is_bigendian=0)
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.step = array.shape[1] * array.itemsize * (array.shape[2] if array.ndim == 3 else 1)
+    msg.data = array.tobytes()
+    return msg

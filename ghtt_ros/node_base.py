@@ -1,0 +1,217 @@
+"""Lifecycle behaviour shared by the ghtt nodes: declared parameters, autostart, device and thread settings,
+/diagnostics, and the rule that bad configuration or a bad model file leaves the node unconfigured or inactive with a
+logged, reported error instead of killing it.
+
+Subclasses set PARAMETERS and implement configure(params) (create publishers, validate settings), activate() (load
+models, subscribe), deactivate() (unsubscribe, free models) and cleanup() (drop publishers). Raising ValueError,
+OSError or RuntimeError from a hook fails the transition with that message.
+"""
+
+import time
+import traceback
+
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.qos_overriding_options import InvalidQosOverridesError
+from rcl_interfaces.msg import SetParametersResult
+
+from ghtt_ros.diagnostics import ProcessingStats, diagnostic_array, node_status
+from ghtt_ros.parameters import ParameterSpec, declare_all, read_all
+from ghtt_ros.stop_signal import StopSignal
+
+COMMON_PARAMETERS = (
+    ParameterSpec("autostart", True, "Configure and activate right after start. False: the node waits for "
+                  "lifecycle transitions (configure, activate) from a lifecycle manager."),
+    ParameterSpec("diagnostics_period_s", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
+)
+MODEL_PARAMETERS = (
+    ParameterSpec("device", "cuda", "Torch device: cuda, cuda:N or cpu. Without CUDA the node falls back to cpu "
+                  "and warns."),
+    ParameterSpec("num_threads", 1, "torch.set_num_threads for this process (CPU inference threads; keep small so "
+                  "torch does not starve the ROS executor).", 1, 64),
+)
+# The exceptions a hook may raise to fail a transition with a message; anything else is a bug and propagates.
+TRANSITION_ERRORS = (ValueError, OSError, RuntimeError, InvalidQosOverridesError)
+
+
+def resolve_device(requested):
+    """-> (torch device string, warning or None). cuda requests fall back to cpu when CUDA is missing."""
+    requested = requested.strip()
+    if requested == "cpu":
+        return "cpu", None
+    if requested != "cuda" and not (requested.startswith("cuda:") and requested[5:].isdigit()):
+        raise ValueError(f"parameter device: expected cpu, cuda or cuda:N, got {requested!r}")
+    if not torch.cuda.is_available():
+        return "cpu", f"device {requested!r} requested but CUDA is not available: running on cpu (slower)"
+    index = int(requested[5:]) if ":" in requested else 0
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"parameter device: {requested!r} but only {torch.cuda.device_count()} CUDA devices exist")
+    return f"cuda:{index}", None
+
+
+class GhttNode(LifecycleNode):
+    PARAMETERS = ()  # node-specific ParameterSpecs (COMMON_PARAMETERS are added)
+    USES_TORCH = False  # adds MODEL_PARAMETERS (device, num_threads)
+
+    def __init__(self, node_name, **node_options):
+        super().__init__(node_name, **node_options)
+        self.specs = COMMON_PARAMETERS + (MODEL_PARAMETERS if self.USES_TORCH else ()) + tuple(self.PARAMETERS)
+        parameter_errors = declare_all(self, self.specs)
+        for message in parameter_errors:
+            self.get_logger().error(message)
+        self.error = "; ".join(parameter_errors)  # why the node cannot run; reported as ERROR diagnostics
+        self.state_label = "unconfigured"
+        self.params = {}
+        self.device = "cpu" if self.USES_TORCH else "none"
+        self.stats = ProcessingStats()
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self.get_parameter("diagnostics_period_s").value, self.publish_diagnostics)
+        self.add_on_set_parameters_callback(self._check_parameter_change)
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self):
+        """Apply `autostart`: configure, then activate. Returns True when the node ends up active."""
+        if not self.get_parameter("autostart").value:
+            self.get_logger().info("autostart is false: waiting for lifecycle transitions")
+            return False
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def on_configure(self, state):
+        if self.error:
+            self.get_logger().error(f"cannot configure: {self.error}")
+            return TransitionCallbackReturn.FAILURE
+        failure = self._run_hook("configure", self._configure_from_parameters)
+        if failure is not None:
+            return failure
+        self.state_label = "inactive"
+        return super().on_configure(state)
+
+    def _configure_from_parameters(self):
+        self.params = read_all(self, self.specs)
+        if self.USES_TORCH:
+            self._apply_torch_settings()
+        self.configure(self.params)
+
+    def on_activate(self, state):
+        failure = self._run_hook("activate", self.activate)
+        if failure is not None:
+            self.deactivate()
+            return failure
+        self.error = ""
+        self.state_label = "active"
+        self.get_logger().info(f"active on {self.device}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state):
+        self.deactivate()
+        self.state_label = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state):
+        self.cleanup()
+        self.state_label = "unconfigured"
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state):
+        if self.state_label == "active":
+            self.deactivate()
+        if self.state_label in ("active", "inactive"):
+            self.cleanup()
+        self.state_label = "finalized"
+        return super().on_shutdown(state)
+
+    def _run_hook(self, transition, hook):
+        """None on success, else the transition result: FAILURE for expected errors (bad settings, missing or
+        invalid model file), ERROR with the traceback logged for anything else (rclpy would swallow it silently)."""
+        try:
+            hook()
+        except TRANSITION_ERRORS as error:
+            self.error = f"{transition} failed: {error}"
+            self.get_logger().error(self.error)
+            return TransitionCallbackReturn.FAILURE
+        except Exception as error:  # a bug: keep the node alive in the lifecycle ErrorProcessing path, say why
+            self.error = f"{transition} failed unexpectedly: {error!r}"
+            self.get_logger().error(f"{self.error}\n{traceback.format_exc()}")
+            return TransitionCallbackReturn.ERROR
+        return None
+
+    def _apply_torch_settings(self):
+        self.device, warning = resolve_device(self.params["device"])
+        if warning:
+            self.get_logger().warning(warning)
+        torch.set_num_threads(self.params["num_threads"])
+
+    def _check_parameter_change(self, parameters):
+        # Values are read on configure; changing them later would silently do nothing.
+        names = {spec.name for spec in self.specs}
+        changed = [p.name for p in parameters if p.name in names]
+        if changed and self.state_label != "unconfigured":
+            return SetParametersResult(successful=False, reason=f"{changed} are read on configure: deactivate and "
+                                                                "clean up the node first, then configure again")
+        return SetParametersResult(successful=True)
+
+    # ---- hooks -------------------------------------------------------------------------------------------------
+
+    def configure(self, params):
+        raise NotImplementedError
+
+    def activate(self):
+        raise NotImplementedError
+
+    def deactivate(self):
+        raise NotImplementedError
+
+    def cleanup(self):
+        raise NotImplementedError
+
+    # ---- helpers for subclasses --------------------------------------------------------------------------------
+
+    def now_ns(self):
+        return self.get_clock().now().nanoseconds
+
+    def record_published(self, source_stamp_ns, started_monotonic):
+        self.stats.on_published((self.now_ns() - source_stamp_ns) / 1e9, time.monotonic() - started_monotonic)
+
+    def drop(self, reason, detail):
+        """Count a rejected input and log why (throttled: a broken publisher must not flood the log)."""
+        self.stats.on_dropped(reason)
+        self.get_logger().warning(f"dropped input ({reason}): {detail}", throttle_duration_sec=2.0)
+
+    def diagnostic_values(self):
+        """Node-specific {key: value} pairs added to the diagnostics."""
+        return {}
+
+    def diagnostic_status(self):
+        return node_status(self.get_fully_qualified_name(), self.device, self.state_label, self.error,
+                           self.stats.snapshot(time.monotonic()), self.diagnostic_values())
+
+    def publish_diagnostics(self):
+        self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), [self.diagnostic_status()]))
+
+
+def run_node(node_class, args=None):
+    """Entry point of one node process: `python -m ghtt_ros.<node> --ros-args ...` and the bin/ scripts.
+    SIGINT / SIGTERM end it with a lifecycle shutdown (worker stopped, model freed) and exit status 0."""
+    torch.set_num_threads(1)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = StopSignal()
+    node = node_class()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        node.start()
+        while not stop.received and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        if node.state_label != "finalized":
+            node.trigger_shutdown()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()

@@ -1,0 +1,212 @@
+"""ghtt_pipeline node: TwoHandPose per frame -> refined poses, action recognition and motion prediction per clip.
+
+All model work happens in ghtt_core.pipeline.StreamingPipeline; this node converts messages, keeps a bounded queue of
+poses in stamp order (a worker thread runs the model), and publishes what each completed clip yields. Time comes only
+from the pose stamps, so live, replayed and sim-time runs give identical outputs.
+"""
+
+import time
+from pathlib import Path
+
+import torch
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from std_msgs.msg import String
+
+import ghtt_core
+from ghtt_core.pipeline import FrameInput, PipelineConfig, StreamingPipeline
+from ghtt_core.results import PREDICTION_MODES
+from ghtt_ros.convert import (
+    TwoHandArrays,
+    action_recognition_to_msg,
+    motion_prediction_to_msg,
+    stamp_to_ns,
+    two_hand_pose_array_to_msg,
+    two_hand_pose_from_msg,
+)
+from ghtt_ros.frame_worker import FrameWorker
+from ghtt_ros.node_base import GhttNode, run_node
+from ghtt_ros.parameters import ParameterSpec
+from ghtt.msg import ActionRecognition, MotionPrediction, TwoHandPose, TwoHandPoseArray
+
+SHIPPED_CHECKPOINT = Path(ghtt_core.__file__).resolve().parent / "assets" / "ghtt_small.pt"
+OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Poses come from the estimator's reliable output. Every pose of a clip matters, so the reader keeps up to 4 clips
+# while the executor is busy (a few kB each); the model itself runs behind the bounded pose_queue_size queue.
+POSE_INPUT_QOS = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)
+
+PIPELINE_PARAMETERS = (
+    ParameterSpec("checkpoint", "", "Model checkpoint (.pt from `ghtt train-action`; a P-Block-only checkpoint "
+                  "needs mode pose_only). Empty: the shipped ghtt_core/assets/ghtt_small.pt."),
+    ParameterSpec("mode", "action_guided", "Motion prediction: action_guided (P.b) or pose_only (P.a).",
+                  choices=PREDICTION_MODES),
+    ParameterSpec("clip_stride", 16, "Frames between results (16 = one result per completed clip).", 1, 256),
+    ParameterSpec("max_clips", 16, "Observation length in 16-frame clips seen by the A-Block.", 1, 16),
+    ParameterSpec("num_samples", 20, "Predicted samples K (sample 0 is the deterministic one).", 1, 256),
+    ParameterSpec("horizon_frames", 96, "Predicted frames per sample.", 1, 1024),
+    ParameterSpec("sampling_temperature", 5.0, "Latent std multiplier for samples 1..K-1.", 0.0, 100.0),
+    ParameterSpec("top_k", 5, "Action hypotheses per recognition.", 1, 100),
+    ParameterSpec("frame_period_s", 1.0 / 30.0, "Nominal time between input frames (the model runs at 30 Hz).",
+                  0.001, 1.0),
+    ParameterSpec("max_gap_s", 0.5, "A larger gap between pose stamps, or a backwards stamp, resets the history.",
+                  0.001, 3600.0),
+    ParameterSpec("max_fill_frames", 4, "A hand missing for at most this many final frames is still predicted.",
+                  0, 15),
+    ParameterSpec("min_confidence", 0.0, "Hands below this confidence count as absent.", 0.0, 1.0),
+    ParameterSpec("commanded_action", "", "Non-empty: generate motion for this action label instead of the "
+                  "recognized one (mode action_guided)."),
+    ParameterSpec("seed", 0, "Combined with each result's last stamp to seed its samples.", 0, 2**31 - 1),
+    ParameterSpec("object_label", "", "Object used when neither the pose message nor the object_label topic names "
+                  "one ('' = unknown-object token)."),
+    ParameterSpec("publish_latent", False, "Fill ActionRecognition.latent with the action latent."),
+    ParameterSpec("pose_queue_size", 64, "Poses waiting for the model at most; when full the oldest is discarded "
+                  "and counted as skipped.", 1, 4096),
+)
+_PIPELINE_CONFIG_KEYS = ("clip_stride", "max_clips", "mode", "num_samples", "horizon_frames", "sampling_temperature",
+                         "top_k", "frame_period_s", "max_gap_s", "max_fill_frames", "min_confidence",
+                         "commanded_action", "seed")
+
+
+def checkpoint_path(parameter):
+    path = Path(parameter).expanduser() if parameter else SHIPPED_CHECKPOINT
+    if not path.is_file():
+        raise ValueError(f"checkpoint not found: {path} (set the `checkpoint` parameter to a model file from "
+                         "`ghtt train-action`)")
+    return path
+
+
+class PipelineNode(GhttNode):
+    USES_TORCH = True
+    PARAMETERS = PIPELINE_PARAMETERS
+
+    def __init__(self, node_name="ghtt_pipeline", **node_options):
+        super().__init__(node_name, **node_options)
+        self.pipeline = None
+        self.worker = None
+        self._inputs = []
+        self._outputs = {}
+        self._topic_object_label = ""
+        self._last_stamp_ns = None
+
+    def configure(self, params):
+        self.pipeline_config = PipelineConfig(**{key: params[key] for key in _PIPELINE_CONFIG_KEYS})
+        self.checkpoint = checkpoint_path(params["checkpoint"])
+        overrides = QoSOverridingOptions.with_default_policies()
+        self._outputs = {
+            name: self.create_lifecycle_publisher(msg_type, name, OUTPUT_QOS, qos_overriding_options=overrides)
+            for name, msg_type in (("refined_hands", TwoHandPoseArray), ("action", ActionRecognition),
+                                   ("prediction", MotionPrediction))
+        }
+
+    def activate(self):
+        self.pipeline = StreamingPipeline.from_checkpoint(self.checkpoint, self.device, self.pipeline_config)
+        self.get_logger().info(f"loaded {self.checkpoint} ({self.pipeline.model_id}), mode {self.pipeline_config.mode}")
+        self._last_stamp_ns = None
+        self.worker = FrameWorker(self._process_frame, self.params["pose_queue_size"], self._on_worker_error,
+                                  name=f"{self.get_name()}-model")
+        overrides = QoSOverridingOptions.with_default_policies()
+        self._inputs = [
+            self.create_subscription(TwoHandPose, "hands", self._on_hands, POSE_INPUT_QOS,
+                                     qos_overriding_options=overrides),
+            self.create_subscription(String, "object_label", self._on_object_label, OUTPUT_QOS),
+        ]
+
+    def deactivate(self):
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        self._inputs = []
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        self.pipeline = None
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    def cleanup(self):
+        for publisher in self._outputs.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self._outputs = {}
+
+    # ---- input -------------------------------------------------------------------------------------------------
+
+    def _on_object_label(self, msg):
+        self._topic_object_label = msg.data
+
+    def _on_hands(self, msg):
+        self.stats.on_input(time.monotonic())
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        if stamp_ns == 0:
+            self.drop("zero_stamp", "TwoHandPose with stamp 0 (publisher does not copy the image stamp?)")
+            return
+        try:
+            hands = two_hand_pose_from_msg(msg)
+        except ValueError as error:
+            self.drop("malformed", str(error))
+            return
+        if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
+            # A replay restarted or the clock jumped: the pipeline resets its history on this frame.
+            self.stats.on_event("stamp_backwards")
+            self.get_logger().warning(f"pose stamp went backwards by {(self._last_stamp_ns - stamp_ns) / 1e9:.3f} s:"
+                                      " history reset", throttle_duration_sec=2.0)
+        self._last_stamp_ns = stamp_ns
+        frame = FrameInput(stamp_ns=stamp_ns, joints=hands.joints, presence=hands.presence,
+                           confidence=hands.confidence, frame_id=hands.frame_id,
+                           object_label=hands.object_label or self._topic_object_label or self.params["object_label"])
+        worker = self.worker  # deactivation may run on another executor thread
+        if worker is not None and worker.put(frame):
+            self.stats.on_skipped()
+
+    def _on_worker_error(self, item, error):
+        self.stats.on_dropped("processing_error")
+        self.get_logger().error(f"processing the frame at {item.stamp_ns} ns failed: {error!r}")
+
+    # ---- output ------------------------------------------------------------------------------------------------
+
+    def _process_frame(self, frame):
+        started = time.monotonic()
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        result = pipeline.push(frame)
+        if result is None:
+            return
+        try:
+            messages = self._result_messages(result)
+        except ValueError as error:
+            self.drop("invalid_output", f"result at {frame.stamp_ns} ns: {error}")
+            return
+        for name, msg in messages:
+            self._outputs[name].publish(msg)
+        self.record_published(int(result.stamps_ns[-1]), started)
+
+    def _result_messages(self, result):
+        frames = [
+            TwoHandArrays(stamp_ns=int(stamp), frame_id=result.frame_id, joints=joints, presence=presence,
+                          confidence=presence.astype("float32"))
+            for stamp, joints, presence in zip(result.stamps_ns, result.refined_joints, result.refined_presence)
+        ]
+        messages = [("refined_hands", two_hand_pose_array_to_msg(frames, self.pipeline_config.frame_period_s))]
+        if result.recognition is not None:
+            if not self.params["publish_latent"]:
+                result.recognition.latent = None
+            messages.append(("action", action_recognition_to_msg(result.recognition)))
+        if result.prediction is not None:
+            messages.append(("prediction", motion_prediction_to_msg(result.prediction)))
+        return messages
+
+    def diagnostic_values(self):
+        pipeline = self.pipeline
+        if pipeline is None:
+            return {}
+        stats = pipeline.stats
+        return {"history_resets": stats.resets, "filled_missing_frames": stats.dropped_frames,
+                "duplicate_stamps": stats.duplicate_frames, "invalid_hands": stats.invalid_hands,
+                "results": stats.results, "model_id": pipeline.model_id}
+
+
+def main(args=None):
+    run_node(PipelineNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Start a ghtt node graph from one YAML file (ghtt_ros.graph), without ros2 launch.
+
+    runner = GraphRunner("config/graph.yaml", overrides={"ghtt_pipeline": {"device": "cpu"}}).start()
+    runner.wait_until_active(30)
+    runner.nodes["ghtt_pipeline"]          # the node objects (composed mode)
+    runner.stop()
+
+mode "composed": every node in this process on one MultiThreadedExecutor (own rclpy context, so the caller may use
+rclpy too). mode "process": one `python -m ghtt_ros.<node>` subprocess per node with a generated parameter file; the
+children inherit this process's environment (ROS_DOMAIN_ID, discovery range, ...). CLI: `python -m ghtt_ros.runner
+config/graph.yaml` or `ghtt-ros run config/graph.yaml` (see ghtt_ros.cli).
+"""
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+import yaml
+from lifecycle_msgs.msg import State
+from lifecycle_msgs.srv import GetState
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+from rclpy.parameter import Parameter
+
+from ghtt_ros.graph import config_dir, load_graph
+
+MODES = ("composed", "process")
+# Full camera images need a larger shared-memory segment than Fast DDS's default (see config/).
+FASTDDS_PROFILE_NAME = "fastdds_large_messages.xml"
+
+
+def dds_environment():
+    """This process's environment plus the Fast DDS profile for large images unless one is already chosen."""
+    env = dict(os.environ)
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_dir() / FASTDDS_PROFILE_NAME))
+    return env
+
+
+def node_class(launch):
+    module_name, class_name = launch.node_class_path.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+class GraphRunner:
+    def __init__(self, graph, overrides=None, namespace=None, mode="composed", executor_threads=4):
+        """graph: path of a graph YAML or its parsed dict. overrides: {node name: {parameter: value}}."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.launches = load_graph(graph, namespace=namespace, parameter_overrides=overrides)
+        self.mode = mode
+        self.executor_threads = executor_threads
+        self.nodes = {}
+        self.processes = {}
+        self._context = None
+        self._executor = None
+        self._spin_thread = None
+        self._parameter_dir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def start(self):
+        if self.mode == "composed":
+            self._start_composed()
+        else:
+            self._start_processes()
+        return self
+
+    # ---- composed ----------------------------------------------------------------------------------------------
+
+    def _start_composed(self):
+        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", dds_environment()["FASTDDS_DEFAULT_PROFILES_FILE"])
+        self._context = Context()
+        rclpy.init(args=[], context=self._context, signal_handler_options=SignalHandlerOptions.NO)
+        self._executor = MultiThreadedExecutor(num_threads=self.executor_threads, context=self._context)
+        for launch in self.launches:
+            node = node_class(launch)(
+                launch.name, namespace=launch.namespace, context=self._context, use_global_arguments=False,
+                cli_args=launch.ros_arguments(),
+                parameter_overrides=[Parameter(name, value=value) for name, value in launch.parameters.items()],
+            )
+            self.nodes[launch.name] = node
+            self._executor.add_node(node)
+        self._spin_thread = threading.Thread(target=self._spin, name="ghtt-graph-executor", daemon=True)
+        self._spin_thread.start()
+        for node in self.nodes.values():
+            node.start()
+
+    def _spin(self):
+        try:
+            self._executor.spin()
+        except ExternalShutdownException:
+            return
+
+    # ---- processes ---------------------------------------------------------------------------------------------
+
+    def _start_processes(self):
+        self._parameter_dir = tempfile.TemporaryDirectory(prefix="ghtt-graph-")
+        env = dict(dds_environment(), PYTHONUNBUFFERED="1")
+        for launch in self.launches:
+            parameter_file = Path(self._parameter_dir.name) / f"{launch.name}.yaml"
+            parameter_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": launch.parameters}}))
+            module = launch.node_class_path.split(":")[0]
+            command = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={launch.name}",
+                       "-r", f"__ns:={launch.namespace}", "--params-file", str(parameter_file)]
+            command += launch.ros_arguments()[1:]
+            self.processes[launch.name] = subprocess.Popen(command, env=env)
+
+    # ---- common ------------------------------------------------------------------------------------------------
+
+    def lifecycle_states(self, timeout_s=2.0):
+        """{node name: lifecycle state label}; in process mode asked over the nodes' get_state services
+        ('unreachable' when a node does not answer in time)."""
+        if self.mode == "composed":
+            return {name: node.state_label for name, node in self.nodes.items()}
+        return _query_lifecycle_states(self.launches, timeout_s)
+
+    def wait_until_active(self, timeout_s):
+        """True when every node is active before timeout_s (False at once when a node process has exited)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(process.poll() is not None for process in self.processes.values()):
+                return False
+            if all(state == "active" for state in self.lifecycle_states().values()):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self, timeout_s=10.0):
+        """Shut every node down (lifecycle shutdown, then destroy); returns {node name: exit status} in process mode
+        (0 = the node stopped cleanly on SIGINT)."""
+        for name, node in self.nodes.items():
+            if node.state_label != "finalized":
+                node.trigger_shutdown()
+        if self._executor is not None:
+            self._executor.shutdown(timeout_sec=timeout_s)
+        for node in self.nodes.values():
+            node.destroy_node()
+        self.nodes = {}
+        if self._context is not None:
+            self._context.try_shutdown()
+            self._spin_thread.join(timeout_s)
+            self._context = self._executor = None
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        exit_codes = {}
+        for name, process in self.processes.items():
+            try:
+                exit_codes[name] = process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                exit_codes[name] = process.wait(timeout_s)
+        self.processes = {}
+        if self._parameter_dir is not None:
+            self._parameter_dir.cleanup()
+            self._parameter_dir = None
+        return exit_codes
+
+
+def _query_lifecycle_states(launches, timeout_s):
+    context = Context()
+    rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node("ghtt_graph_probe", context=context, use_global_arguments=False)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        states = {}
+        for launch in launches:
+            service = f"{launch.namespace.rstrip('/')}/{launch.name}/get_state"
+            client = node.create_client(GetState, service)
+            states[launch.name] = "unreachable"
+            if client.wait_for_service(timeout_sec=timeout_s):
+                future = client.call_async(GetState.Request())
+                executor.spin_until_future_complete(future, timeout_sec=timeout_s)
+                if future.done() and future.result() is not None:
+                    states[launch.name] = _STATE_LABELS.get(future.result().current_state.id, "unknown")
+        return states
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        context.try_shutdown()
+
+
+_STATE_LABELS = {State.PRIMARY_STATE_UNCONFIGURED: "unconfigured", State.PRIMARY_STATE_INACTIVE: "inactive",
+                 State.PRIMARY_STATE_ACTIVE: "active", State.PRIMARY_STATE_FINALIZED: "finalized"}
+
+
+def main(argv=None):
+    from ghtt_ros.cli import main as cli_main
+
+    return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""One YAML describes the graph: the runner, the launch files and the config files agree with it and with the code."""
+
+import ast
+import importlib.util
+import py_compile
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ghtt_ros.cli import main as cli_main, parse_assignments
+from ghtt_ros.graph import NODE_EXECUTABLES, GraphError, launch_node_arguments, load_graph, read_parameter_file
+from ghtt_ros.hand_estimator import HandEstimatorNode
+from ghtt_ros.node_base import COMMON_PARAMETERS, MODEL_PARAMETERS
+from ghtt_ros.parameters import defaults
+from ghtt_ros.pipeline_node import PipelineNode
+from ghtt_ros.runner import GraphRunner
+from ghtt_ros.visualizer import VisualizerNode
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "config"
+NODE_CLASSES = {"hand_estimator": HandEstimatorNode, "ghtt_pipeline": PipelineNode, "visualizer": VisualizerNode}
+
+
+def _all_specs(node_class):
+    return COMMON_PARAMETERS + (MODEL_PARAMETERS if node_class.USES_TORCH else ()) + tuple(node_class.PARAMETERS)
+
+
+@pytest.mark.parametrize("executable", sorted(NODE_CLASSES))
+def test_parameter_files_list_exactly_the_code_defaults(executable):
+    node_class = NODE_CLASSES[executable]
+    assert NODE_EXECUTABLES[executable].endswith(f":{node_class.__name__}")
+    from_file = read_parameter_file(CONFIG / f"{executable}.yaml", executable)
+    assert from_file == pytest.approx(defaults(_all_specs(node_class)))
+
+
+def test_every_parameter_has_a_description_and_numbers_have_ranges():
+    for node_class in NODE_CLASSES.values():
+        for spec in _all_specs(node_class):
+            assert len(spec.description) > 15, spec.name
+            descriptor = spec.descriptor()
+            if isinstance(spec.default, (int, float)) and not isinstance(spec.default, bool):
+                assert descriptor.floating_point_range or descriptor.integer_range, spec.name
+                assert spec.minimum <= spec.default <= spec.maximum, spec.name
+
+
+def test_graph_merges_file_inline_and_override_parameters_and_joins_namespaces(tmp_path):
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({
+        "/**": {"ros__parameters": {"top_k": 3, "mode": "pose_only", "nested": {"a": 1}}},
+        "other_node": {"ros__parameters": {"top_k": 99}},
+        "pipe": {"ros__parameters": {"seed": 7}},
+    }))
+    graph = {"namespace": "robot", "nodes": [
+        {"name": "pipe", "executable": "ghtt_pipeline", "namespace": "cam1", "parameters_file": "p.yaml",
+         "parameters": {"mode": "action_guided"}, "remappings": {"hands": "/tracker/hands"}},
+        {"name": "viz", "executable": "visualizer", "enabled": False},
+    ]}
+    path = tmp_path / "graph.yaml"
+    path.write_text(yaml.safe_dump(graph))
+    [node] = load_graph(path, parameter_overrides={"pipe": {"seed": 8}})
+    assert node.namespace == "/robot/cam1" and node.name == "pipe"
+    assert node.parameters == {"top_k": 3, "mode": "action_guided", "nested.a": 1, "seed": 8}
+    assert node.ros_arguments() == ["--ros-args", "-r", "hands:=/tracker/hands"]
+    assert load_graph(path, namespace="")[0].namespace == "/cam1"
+
+
+@pytest.mark.parametrize("graph, message", [
+    ({"nodes": [{"name": "x", "executable": "camera_driver"}]}, "executable must be one of"),
+    ({"nodes": [{"name": "x", "executable": "visualizer", "param": 1}]}, "unknown keys"),
+    ({"nodes": [{"name": "x", "executable": "visualizer"}, {"name": "x", "executable": "ghtt_pipeline"}]}, "unique"),
+    ({"nodes": [{"name": "x", "executable": "visualizer", "parameters": {"bad": None}}]}, "unsupported value"),
+    ({"nodes": [{"name": "x", "executable": "visualizer", "parameters_file": "missing.yaml"}]}, "not found"),
+    ({"node": []}, "nodes"),
+])
+def test_bad_graphs_are_rejected_with_the_reason(graph, message):
+    with pytest.raises(GraphError, match=message):
+        load_graph(graph)
+
+
+def test_overrides_for_unknown_nodes_and_bad_assignments_are_errors():
+    with pytest.raises(GraphError, match="not in the graph"):
+        load_graph(CONFIG / "pose_input.yaml", parameter_overrides={"hand_estimator": {"device": "cpu"}})
+    assert parse_assignments(["a.x=1.5", "a.y=true", "b.z=text"]) == {"a": {"x": 1.5, "y": True}, "b": {"z": "text"}}
+    with pytest.raises(GraphError, match="NODE.PARAMETER=VALUE"):
+        parse_assignments(["device=cpu"])
+
+
+def test_cli_lists_the_nodes_and_reports_bad_graphs(capsys):
+    assert cli_main(["nodes", str(CONFIG / "graph.yaml"), "--namespace", "cam2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[:2] for line in lines] == [
+        ["/cam2/hand_estimator", "hand_estimator"], ["/cam2/ghtt_pipeline", "ghtt_pipeline"],
+        ["/cam2/visualizer", "visualizer"]]
+    assert cli_main(["run", str(CONFIG / "no_such_graph.yaml")]) == 2
+    assert "graph file not found" in capsys.readouterr().err
+
+
+# ---- launch files: compiled, and run against stand-ins for launch / launch_ros (not installable here) ----------
+
+class _Recorder:
+    """Stands in for a launch class: remembers its arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+def _fake_launch_modules(share_dir, arguments):
+    class LaunchConfiguration(_Recorder):
+        def perform(self, context):
+            return arguments[self.args[0]]
+
+    modules = {
+        "launch": types.SimpleNamespace(LaunchDescription=_Recorder),
+        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=_Recorder, OpaqueFunction=_Recorder,
+                                                IncludeLaunchDescription=_Recorder),
+        "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
+        "launch.launch_description_sources": types.SimpleNamespace(PythonLaunchDescriptionSource=_Recorder),
+        "launch_ros.actions": types.SimpleNamespace(Node=_Recorder),
+        "ament_index_python.packages": types.SimpleNamespace(get_package_share_directory=lambda name: str(share_dir)),
+    }
+    return {name: types.ModuleType(name) for name in modules}, modules
+
+
+def _load_launch_file(path, share_dir, arguments, monkeypatch):
+    empty, contents = _fake_launch_modules(share_dir, arguments)
+    for name, module in empty.items():
+        module.__dict__.update(vars(contents[name]))
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "launch").glob("*.launch.py")), ids=lambda p: p.name)
+def test_launch_files_compile_and_name_a_graph_in_config(path):
+    py_compile.compile(str(path), doraise=True)
+    constants = {node.targets[0].id: node.value.value for node in ast.parse(path.read_text()).body
+                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)}
+    assert (CONFIG / constants["GRAPH_FILE"]).is_file()
+
+
+@pytest.mark.parametrize("namespace", ["", "cam_left"])
+def test_ghtt_launch_builds_the_same_nodes_as_the_runner(monkeypatch, namespace):
+    arguments = {"graph": str(CONFIG / "graph.yaml"), "namespace": namespace}
+    launch = _load_launch_file(REPO / "launch" / "ghtt.launch.py", REPO, arguments, monkeypatch)
+    graph_argument, _, opaque = launch.generate_launch_description().args[0]
+    assert graph_argument.kwargs["default_value"] == arguments["graph"]
+    launch_nodes = [node.kwargs for node in opaque.kwargs["function"](None)]
+    runner = GraphRunner(CONFIG / "graph.yaml", namespace=namespace or None)
+    assert launch_nodes == launch_node_arguments(runner.launches)
+    assert [(n["name"], n["namespace"], n["executable"]) for n in launch_nodes] == [
+        (node.name, node.namespace, node.executable) for node in runner.launches]
+    assert all((REPO / "bin" / n["executable"]).is_file() for n in launch_nodes)
+
+
+def test_pose_input_launch_includes_ghtt_launch_with_its_graph(monkeypatch):
+    launch = _load_launch_file(REPO / "launch" / "pose_input.launch.py", REPO, {}, monkeypatch)
+    _, include = launch.generate_launch_description().args[0]
+    assert include.args[0].args[0] == str(REPO / "launch" / "ghtt.launch.py")
+    arguments = dict(include.kwargs["launch_arguments"])
+    assert arguments["graph"] == str(CONFIG / "pose_input.yaml")
+    assert [n.executable for n in load_graph(arguments["graph"])] == ["ghtt_pipeline", "visualizer"]
+
+
+def test_bin_scripts_start_the_node_modules():
+    for executable, class_path in NODE_EXECUTABLES.items():
+        script = (REPO / "bin" / executable).read_text()
+        assert script.startswith("#!/usr/bin/env python3")
+        assert f"from {class_path.split(':')[0]} import main" in script
+    assert "from ghtt_ros.runner import main" in (REPO / "bin" / "ghtt_runner").read_text()
+
+
+def test_docs_name_every_parameter_with_its_default():
+    rows = {line.split("|")[1].strip().strip("`"): line.split("|")[2].strip().strip("`")
+            for line in (REPO / "docs" / "ros.md").read_text().splitlines() if line.startswith("| `")}
+    for node_class in NODE_CLASSES.values():
+        for spec in _all_specs(node_class):
+            assert spec.name in rows, f"docs/ros.md does not list {spec.name}"
+            documented = yaml.safe_load(rows[spec.name])
+            if isinstance(spec.default, float):
+                assert documented == pytest.approx(spec.default, rel=1e-5), spec.name
+            else:
+                assert documented == spec.default, spec.name

@@ -1,0 +1,105 @@
+"""Lifecycle behaviour of the nodes: bad configs and model files leave a node unconfigured or inactive with a reported
+error (it never dies), autostart, read-on-configure parameters, device fallback, and freeing the model on deactivate."""
+
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+
+from ghtt_ros.diagnostics import status_values
+from ghtt_ros.hand_estimator import HandEstimatorNode
+from ghtt_ros.node_base import resolve_device
+from ghtt_ros.pipeline_node import PipelineNode
+from ghtt_ros.visualizer import VisualizerNode
+from ros_fixtures import write_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture
+def ros_context():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    nodes = []
+    yield context, nodes
+    for node in nodes:
+        node.destroy_node()
+    context.try_shutdown()
+
+
+def _pipeline(ros_context, **parameters):
+    context, nodes = ros_context
+    node = PipelineNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
+    nodes.append(node)
+    return node
+
+
+def test_missing_checkpoint_leaves_the_node_unconfigured_with_an_error_diagnostic(ros_context, tmp_path):
+    node = _pipeline(ros_context, device="cpu", checkpoint=str(tmp_path / "nope.pt"))
+    assert node.start() is False
+    assert node.state_label == "unconfigured"
+    status = node.diagnostic_status()
+    assert status.level == DiagnosticStatus.ERROR and "checkpoint not found" in status.message
+    assert status_values(status)["state"] == "unconfigured"
+
+
+def test_a_corrupt_checkpoint_fails_activation_and_the_node_stays_inactive(ros_context, tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a torch file")
+    node = _pipeline(ros_context, device="cpu", checkpoint=str(corrupt))
+    assert node.start() is False
+    assert node.state_label == "inactive" and node.pipeline is None and node.worker is None
+    assert "corrupt or not a torch file" in node.diagnostic_status().message
+
+
+@pytest.mark.parametrize("parameters, message", [
+    (dict(num_samples=0), "num_samples"),  # outside the declared range
+    (dict(mode="fast"), "mode"),  # not one of the choices
+    (dict(max_gap_s=3), "max_gap_s"),  # integer where a double is declared
+    (dict(device="gpu"), "expected cpu, cuda or cuda:N"),
+])
+def test_bad_parameter_values_are_reported_and_block_configuration(ros_context, checkpoint, parameters, message):
+    node = _pipeline(ros_context, checkpoint=str(checkpoint), **parameters)
+    assert node.start() is False
+    assert node.state_label == "unconfigured"
+    assert message in node.diagnostic_status().message
+
+
+def test_autostart_false_waits_then_manual_transitions_load_and_free_the_model(ros_context, checkpoint):
+    node = _pipeline(ros_context, checkpoint=str(checkpoint), device="cpu", autostart=False)
+    assert node.start() is False and node.state_label == "unconfigured"
+    assert node.diagnostic_status().level == DiagnosticStatus.WARN
+    assert node.set_parameters([Parameter("top_k", value=2)])[0].successful  # allowed before configure
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.pipeline is None
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert node.pipeline is not None and node.pipeline.config.top_k == 2
+    rejected = node.set_parameters([Parameter("top_k", value=3)])[0]
+    assert not rejected.successful and "read on configure" in rejected.reason
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.pipeline is None and node.worker is None and node.state_label == "inactive"
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and node.state_label == "unconfigured"
+
+
+def test_cuda_request_without_cuda_falls_back_to_cpu_with_a_warning(ros_context, checkpoint):
+    device, warning = resolve_device("cuda:0")
+    if device == "cpu":
+        assert "CUDA is not available" in warning
+    else:
+        assert device == "cuda:0" and warning is None
+    node = _pipeline(ros_context, checkpoint=str(checkpoint), device="cuda", num_threads=1)
+    assert node.start() is True
+    assert node.device == device and node.diagnostic_status().hardware_id == device
+
+
+def test_estimator_and_visualizer_configure_with_defaults_and_resnet_needs_a_checkpoint(ros_context):
+    context, nodes = ros_context
+    visualizer = VisualizerNode(context=context)
+    estimator = HandEstimatorNode(context=context, parameter_overrides=[
+        Parameter("backend", value="resnet"), Parameter("device", value="cpu")])
+    nodes += [visualizer, estimator]
+    assert visualizer.start() is True and visualizer.device == "none"
+    assert estimator.start() is False and "estimator_checkpoint" in estimator.error
