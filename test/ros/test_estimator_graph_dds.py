@@ -2,7 +2,6 @@
 output stamps and frames are the images', the newest image is processed while older pending ones are skipped, memory
 stays bounded, and malformed images are counted while the node keeps running."""
 
-import os
 import time
 
 import cv2
@@ -23,14 +22,12 @@ from ghtt_ros.runner import GraphRunner
 from ghtt.msg import TwoHandPose
 from ros_fixtures import spin_until
 
-from test_graph import CONFIG, REPO
+from test_graph import REPO
 
 PHOTO = REPO.parent / "shared/fixtures/real_hands/images/unsplash/brooke-cagle-mt2fyrdXxzk-unsplash.jpg"
 WIDTH, HEIGHT = 720, 1080  # portrait photo scaled down; 2.3 MB per bgr8 image
 RATE_HZ = 60.0
 FRAME_ID = "cam_x_color_optical"
-# Fast DDS reads its XML profile once per process, when the first participant is created: set it while pytest collects
-# (before any test starts rclpy), or the probe's 512 KB default shared-memory segment loses most full-size images.
 
 
 @pytest.fixture(scope="module")
