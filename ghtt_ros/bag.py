@@ -384,7 +384,7 @@ class BagPlayer:
 def _cli_record(args):
     import rclpy
 
-    rclpy.init()
+    rclpy.init(args=[])  # the command line is ours (argparse); rcl would read FROM:=TO words as remappings
     recorder = BagRecorder(args.output, topics=args.topics or None, storage=args.storage)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     print(f"recording {'all topics' if not args.topics else ' '.join(args.topics)} into {args.output} "
@@ -405,7 +405,7 @@ def _cli_record(args):
 def _cli_play(args):
     import rclpy
 
-    rclpy.init()
+    rclpy.init(args=[])  # the command line is ours (argparse); rcl would read FROM:=TO words as remappings
     node = rclpy.create_node("ghtt_bag_player")
     try:
         player = BagPlayer(node, args.bag, rate=args.rate, loop=args.loop, topics=args.topics or None,

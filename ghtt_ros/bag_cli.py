@@ -81,6 +81,8 @@ def evaluate_bag(bag_path, output, modes, checkpoint, config, device="cpu", rate
     from ghtt_ros.bag_evaluation import read_evaluation_bag, run_live, run_offline
 
     output = Path(output)
+    if "live" in modes and (output / "live" / "outputs_bag").exists():
+        raise BagError(f"{output / 'live' / 'outputs_bag'} already exists (from an earlier run): choose a new --output")
     bag = read_evaluation_bag(bag_path)
     summary = {"reports": {}, "scores": {}, "problems": list(bag.problems), "differences": None, "throughput": {}}
     for mode in modes:

@@ -347,8 +347,8 @@ class _LivePacer:
         deadline = time.monotonic() + self.timeout_s
         while self.waiting() >= MAX_FRAMES_AHEAD:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the pipeline processed nothing for {self.timeout_s} s "
-                                   f"({self.waiting()} poses waiting)")
+                raise TimeoutError(f"the pipeline did not catch up in {self.timeout_s} s "
+                                   f"({self.waiting()} poses still waiting)")
             time.sleep(0.002)
         self.publish_times[stamp_ns] = time.monotonic()
         self.published += 1
