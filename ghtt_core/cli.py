@@ -9,6 +9,7 @@ SUBCOMMAND_MODULES = (
     "ghtt_core.data.cli",
     "ghtt_core.estimator.cli",
     "ghtt_core.train.cli",
+    "ghtt_core.evaluate.cli",
 )
 
 
