@@ -15,8 +15,14 @@ from torch import nn
 
 from ghtt_core.action_block import ObjectTokens, TextAlignment, encode_with_objects
 from ghtt_core.config import FlattenedConfig
-from ghtt_core.nn import MLP, TransformerVAE, draw_latents, kl_to_standard_normal, reparameterise, use_skip_memory
-from ghtt_core.pose_block import FEATURE_DIM, FrameFeatureEmbedding, check_features, check_local2base, hand_loss_terms
+from ghtt_core.nn import TransformerVAE, draw_latents, kl_to_standard_normal, reparameterise, use_skip_memory
+from ghtt_core.pose_block import (
+    FeatureHead,
+    FrameFeatureEmbedding,
+    check_features,
+    check_local2base,
+    hand_loss_terms,
+)
 
 
 @dataclass
@@ -49,7 +55,7 @@ class FlattenedModel(nn.Module):
         self.objects = ObjectTokens(cfg.text_dim, d)
         self.alignment = TextAlignment(cfg.text_dim, d, cfg.tau)
         self.vae = TransformerVAE(cfg.transformer)
-        self.output_head = MLP(d, (d, d), FEATURE_DIM)
+        self.output_head = FeatureHead(d)
 
     def encode(self, inputs: FlattenedInputs):
         """-> mu, logvar (B, d), hand tokens (B, T, d)."""

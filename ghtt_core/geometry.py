@@ -209,6 +209,16 @@ def kabsch(source, target, weights=None):
     return R, t
 
 
+def mean_rotation(rotations, weights, dim):
+    """Weighted chordal mean of rotations (..., 3, 3) over the batch dimension `dim` (counted on weights (...)).
+
+    The rotation closest (Frobenius) to the weighted sum of the matrices; with all weights 0 the result is an
+    arbitrary rotation.
+    """
+    weighted = (rotations * weights.to(rotations.dtype)[..., None, None]).sum(dim=dim - 2 if dim < 0 else dim)
+    return _best_rotation(weighted)[0]
+
+
 def similarity_procrustes(source, target):
     """Align source to target with rotation, uniform scale and translation (no reflection); returns aligned source.
 

@@ -253,8 +253,8 @@ class GHTTInference:
 
     @torch.no_grad()
     def refine_observation(self, observation: EncodedObservation) -> Refinement:
-        """Refined camera joints of every clip: base = the clip's first frame with the hand, goal-consistent
-        blending onto the input's last frame with the hand (method-notes 1.5, 5.1)."""
+        """Refined camera joints of every clip, placed by all of the clip's input palm frames
+        (representation.decode_observed_clip)."""
         joints = decode_observed_clip(observation.refined.to(_GEOMETRY_DTYPE), observation.hand_features)
         presence = observation.hand_features.presence
         return Refinement(joints=_output_joints(joints, presence), presence=presence, mu=observation.mu)

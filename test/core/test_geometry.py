@@ -191,3 +191,17 @@ def test_float64_precision_and_dtype_kept():
     for out in (g.matrix_to_rotation_6d(R), g.matrix_to_axis_angle(R), g.matrix_to_quaternion_xyzw(R)):
         assert out.dtype == torch.float64
     torch.testing.assert_close(g.axis_angle_to_matrix(g.matrix_to_axis_angle(R)), R, atol=1e-13, rtol=0)
+
+
+def test_mean_rotation_of_noisy_copies_is_close_to_the_true_rotation():
+    generator = torch.Generator().manual_seed(3)
+    truth = g.random_rotation((), generator=generator, dtype=torch.float64)
+    noise = g.axis_angle_to_matrix(torch.randn(200, 3, generator=generator, dtype=torch.float64) * 0.05)
+    rotations = noise @ truth
+    weights = torch.ones(200, dtype=torch.float64)
+    weights[:100] = 0.0
+    rotations[:100] = g.random_rotation((100,), generator=generator, dtype=torch.float64)  # ignored
+    mean = g.mean_rotation(rotations, weights, dim=0)
+    assert g.matrix_to_axis_angle(mean @ truth.T).norm() < 0.02
+    torch.testing.assert_close(mean @ mean.T, torch.eye(3, dtype=torch.float64))
+    assert torch.det(mean) > 0

@@ -163,3 +163,15 @@ def test_paper_preset_instantiates():
     parameters = sum(p.numel() for p in block.parameters())
     assert 50e6 < parameters < 80e6
     assert block.embedding.joints.out_features == 256 and block.embedding.velocities.out_features == 128
+
+
+def test_untrained_head_outputs_identity_rotations():
+    from ghtt_core.geometry import rotation_6d_to_matrix
+    from ghtt_core.pose_block import ROTATION_6D_SLICES, FeatureHead
+
+    head = FeatureHead(32)
+    features = head(torch.randn(4, 16, 32))
+    for rotation_slice in ROTATION_6D_SLICES:
+        rotation = rotation_6d_to_matrix(features[..., rotation_slice])
+        torch.testing.assert_close(rotation, torch.eye(3).expand_as(rotation))
+    assert features[..., :126].std() > 0  # the joint outputs are not constrained

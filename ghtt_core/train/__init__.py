@@ -1,0 +1,1 @@
+"""Training loops for the P-Block and the A-Block: single process or torchrun/DDP (see docs/training.md)."""

@@ -1,0 +1,210 @@
+"""A-Block training with the P-Block frozen (method-notes sections 4, 7, 10.4, Appendix B).
+
+The frozen P-Enc turns every clip of every trimmed action into a mid-level once (train.midlevels). A sample is a
+window of an action starting at one of its clips: n_obs ~ U{1..min(capacity, clips left)} observed clips and
+n_pred ~ U{1..min(capacity, clips after them)} future clips (0 when none are left). Object tokens are the text
+embedding of the action's noun, replaced by the learned unknown-object token with probability
+`object_drop_prob` per sample, so recognition also works from motion alone. Gaussian noise (action.noise_std) is
+added to the input mid-levels inside ActionBlock.forward during training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ghtt_core.action_block import ActionBlock, ActionInputs
+from ghtt_core.checkpoint import KIND_FULL, LabelEmbeddings, load_checkpoint, save_checkpoint
+from ghtt_core.config import ModelConfig
+from ghtt_core.taxonomy import Taxonomy
+from ghtt_core.train.distributed import init_distributed, shutdown_distributed
+from ghtt_core.train.loop import LoopOptions, LoopResult, run_training
+from ghtt_core.train.metrics_log import MetricsLog
+from ghtt_core.train.midlevels import ActionMidLevels, build_midlevel_cache
+
+STAGE = "action"
+
+
+@dataclass
+class ActionTrainingOptions:
+    loop: LoopOptions
+    object_drop_prob: float = 0.3
+    use_estimated_input: bool = True
+
+    def __post_init__(self):
+        if not 0.0 <= self.object_drop_prob <= 1.0:
+            raise ValueError(f"object_drop_prob must be in [0, 1], got {self.object_drop_prob}")
+
+
+class ActionWindowDataset(torch.utils.data.Dataset):
+    """Windows over cached actions, one per (action, start clip). Tensors are padded to `capacity` clips.
+
+    random_lengths=True draws n_obs / n_pred per item (training); False uses half the clips left (at least one) as
+    observation and the rest (up to capacity) as future (a fixed validation set).
+    """
+
+    def __init__(self, cache: list[ActionMidLevels], capacity: int, random_lengths: bool):
+        self.cache = cache
+        self.capacity = capacity
+        self.random_lengths = random_lengths
+        self.index = [(a, s) for a, action in enumerate(cache) for s in range(len(action.input_mids))]
+
+    def __len__(self):
+        return len(self.index)
+
+    def _lengths(self, clips_left: int) -> tuple[int, int]:
+        if self.random_lengths:
+            n_obs = int(torch.randint(1, min(self.capacity, clips_left) + 1, ()))
+            remaining = clips_left - n_obs
+            n_pred = int(torch.randint(1, min(self.capacity, remaining) + 1, ())) if remaining else 0
+        else:
+            n_obs = min(self.capacity, max(1, clips_left // 2))
+            n_pred = min(self.capacity, clips_left - n_obs)
+        return n_obs, n_pred
+
+    def __getitem__(self, item: int) -> dict:
+        action_index, start = self.index[item]
+        action = self.cache[action_index]
+        n_obs, n_pred = self._lengths(len(action.input_mids) - start)
+        slots = torch.arange(self.capacity)
+        observed, future = slice(start, start + n_obs), slice(start + n_obs, start + n_obs + n_pred)
+        clip_valid = _padded(action.input_valid[observed], self.capacity)
+        # The A-Enc needs one valid clip; a window whose observed clips show no hand keeps its first (zero) clip.
+        clip_valid[0] |= not clip_valid.any()
+        return {
+            "mids": _padded(action.input_mids[observed], self.capacity),
+            "clip_valid": clip_valid,
+            # Phases keep counting through padded clips (method-notes 4.1).
+            "phase": start + slots,
+            "future_mids": _padded(action.target_mids[future], self.capacity),
+            "future_valid": _padded(action.target_valid[future], self.capacity),
+            "future_phase": start + n_obs + slots,
+            "label": torch.tensor(action.label),
+            "noun": torch.tensor(action.noun),
+        }
+
+
+def _padded(rows: torch.Tensor, length: int) -> torch.Tensor:
+    """(n, ...) -> (length, ...) with zeros (False) after the n rows."""
+    out = rows.new_zeros(length, *rows.shape[1:])
+    out[: len(rows)] = rows
+    return out
+
+
+class ActionTrainingStep(nn.Module):
+    """forward(batch of ActionWindowDataset items) -> A-Block loss terms (see ActionBlock.loss)."""
+
+    def __init__(self, action_block: ActionBlock, label_embeddings: LabelEmbeddings, object_drop_prob: float):
+        super().__init__()
+        self.action_block = action_block
+        self.register_buffer("action_embeddings", label_embeddings.actions.clone().float())
+        self.register_buffer("object_embeddings", label_embeddings.objects.clone().float())
+        self.object_drop_prob = object_drop_prob
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        mids = batch["mids"]
+        batch_size, clips = mids.shape[:2]
+        objects = self.object_embeddings[batch["noun"]].unsqueeze(1).expand(batch_size, clips, -1)
+        if self.training:
+            known = torch.rand(batch_size, device=mids.device) >= self.object_drop_prob
+        else:
+            known = torch.ones(batch_size, dtype=torch.bool, device=mids.device)
+        inputs = ActionInputs(
+            mids=mids,
+            clip_valid=batch["clip_valid"],
+            phase=batch["phase"],
+            object_embeddings=objects,
+            object_known=known.unsqueeze(1).expand(batch_size, clips),
+        )
+        output = self.action_block(inputs, batch["future_phase"], batch["future_valid"])
+        return self.action_block.loss(
+            output, self.action_embeddings, batch["label"], batch["future_mids"], batch["future_valid"]
+        )
+
+
+def encode_taxonomy(taxonomy: Taxonomy, text_encoder) -> LabelEmbeddings:
+    """Embed every action label and object name once (text_encoder: ghtt_core.text.TextEncoder)."""
+    return LabelEmbeddings(
+        encoder_id=text_encoder.encoder_id,
+        actions=text_encoder.encode(taxonomy.action_labels),
+        objects=text_encoder.encode(list(taxonomy.objects)),
+    )
+
+
+def train_action(
+    pose_checkpoint: str | Path,
+    train_sequences,
+    val_sequences,
+    taxonomy: Taxonomy,
+    label_embeddings: LabelEmbeddings,
+    options: ActionTrainingOptions,
+    out_path: str | Path,
+    log_path: str | Path | None = None,
+    resume_path: str | Path | None = None,
+    device: str = "auto",
+    action_overrides: dict | None = None,
+    provenance: dict | None = None,
+    progress: bool = True,
+) -> LoopResult:
+    """Train the A-Block on top of the frozen P-Block of `pose_checkpoint`; write a "full" checkpoint to out_path.
+
+    action_overrides: fields of the config's `action` section to change (e.g. {"noise_std": 0.5}); the P-Block
+    config is the checkpoint's. resume_path: a full checkpoint written by this function (its A-Block continues).
+    """
+    ctx = init_distributed(device)
+    try:
+        resume = None
+        if resume_path is not None:
+            stored = load_checkpoint(resume_path, require=KIND_FULL)
+            if stored.training is None or stored.training.stage != STAGE:
+                raise ValueError(f"{resume_path} holds no A-Block training state to resume from")
+            config, resume, action_block = stored.config, stored.training, stored.action_block
+            pose_block = stored.pose_block
+        else:
+            stored = load_checkpoint(pose_checkpoint)
+            pose_block = stored.pose_block
+            config = stored.config
+            if action_overrides:
+                config = ModelConfig.from_dict({**config.to_dict(),
+                                                "action": {**config.to_dict()["action"], **action_overrides}})
+            torch.manual_seed(options.loop.seed)  # the same initial weights on every rank
+            action_block = ActionBlock(config.action)
+        if label_embeddings.dim != config.action.text_dim:
+            raise ValueError(
+                f"label embeddings are {label_embeddings.dim}-d but action.text_dim is {config.action.text_dim}"
+            )
+        label_embeddings.check_matches(taxonomy)
+        pose_block.to(ctx.device).requires_grad_(False)
+        action_block.to(ctx.device)
+
+        capacity = config.action.max_clips
+        train_cache = build_midlevel_cache(pose_block, train_sequences, taxonomy, options.use_estimated_input)
+        val_cache = build_midlevel_cache(pose_block, val_sequences or [], taxonomy, options.use_estimated_input)
+        if not train_cache:
+            raise ValueError("no trimmed actions in the training sequences")
+        step_module = ActionTrainingStep(action_block, label_embeddings.to(ctx.device), options.object_drop_prob)
+
+        def save(state):
+            save_checkpoint(out_path, config, pose_block, action_block, taxonomy, label_embeddings, state,
+                            provenance={**stored.provenance, **(provenance or {})})
+
+        return run_training(
+            step_module,
+            ActionWindowDataset(train_cache, capacity, random_lengths=True),
+            ActionWindowDataset(val_cache, capacity, random_lengths=False) if val_cache else None,
+            options.loop,
+            ctx,
+            STAGE,
+            save,
+            MetricsLog(log_path, enabled=ctx.is_main),
+            resume=resume,
+            run_info={"object_drop_prob": options.object_drop_prob,
+                      "use_estimated_input": options.use_estimated_input, "kind": KIND_FULL,
+                      "train_actions": len(train_cache)},
+            progress=progress,
+        )
+    finally:
+        shutdown_distributed(ctx)

@@ -1,0 +1,247 @@
+"""`ghtt train-pose` and `ghtt train-action`: train the P-Block, then the A-Block on top of the frozen P-Block.
+
+Both run as one process or under torchrun, e.g.
+`torchrun --nproc_per_node 2 -m ghtt_core.cli train-pose --data data/synthetic --out-dir runs/pose`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+POSE_CHECKPOINT = "pose.pt"
+FULL_CHECKPOINT = "model.pt"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except for options whose default means "not given" (None / off switches)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def register(subparsers):
+    pose = subparsers.add_parser(
+        "train-pose",
+        help="train the P-Block (refinement + next-clip prediction) on untrimmed 32-frame windows",
+        description="Train the P-Block on 32-frame windows (16 observed + 16 future) of the training split. Writes "
+        f"OUT_DIR/{POSE_CHECKPOINT} (a 'pose' checkpoint) and a JSONL metrics log.",
+        formatter_class=_HelpFormatter,
+    )
+    _add_common_options(pose, default_steps=20000)
+    pose.add_argument("--config", default="small",
+                      help="model config: a preset name (small, paper) or a YAML file (`preset:` + overrides)")
+    pose.add_argument("--lambda-hand", type=float, default=None, help="weight of L_obs + L_pred + L_trj "
+                      "(default: the config's)")
+    pose.add_argument("--lambda-kl", type=float, default=None, help="weight of the P-Block KL (default: config's)")
+    pose.add_argument("--window-stride", type=int, default=4,
+                      help="frames between consecutive training window starts")
+    pose.add_argument("--val-window-stride", type=int, default=32, help="frames between validation window starts")
+    pose.add_argument("--obs-len-augment-p", type=float, default=0.25,
+                      help="probability that a window keeps only U{2..16} valid observed frames")
+    pose.add_argument("--no-input-noise", action="store_true",
+                      help="do not add Gaussian noise to the encoder input (method-notes section 7)")
+    pose.set_defaults(handler=_train_pose)
+
+    action = subparsers.add_parser(
+        "train-action",
+        help="train the A-Block (recognition + mid-level prediction) with a frozen P-Block",
+        description="Train the A-Block on trimmed actions, with the P-Block of --pose-checkpoint frozen. Writes "
+        f"OUT_DIR/{FULL_CHECKPOINT} (a 'full' checkpoint with the cached label embeddings) and a JSONL log.",
+        formatter_class=_HelpFormatter,
+    )
+    _add_common_options(action, default_steps=10000)
+    action.add_argument("--pose-checkpoint", type=Path, required=True,
+                        help=f"checkpoint written by `ghtt train-pose` ({POSE_CHECKPOINT})")
+    action.add_argument("--object-drop-prob", type=float, default=0.3,
+                        help="per-sample probability that the object token is the learned 'unknown object' token")
+    action.add_argument("--noise-std", type=float, default=None,
+                        help="std of the Gaussian noise on input mid-levels (default: the config's action.noise_std)")
+    action.add_argument("--lambda-kl", type=float, default=None, help="A-Block KL weight (default: config's)")
+    action.add_argument("--lambda-action", type=float, default=None, help="weight of L_dist + L_con")
+    action.add_argument("--lambda-mid", type=float, default=None, help="weight of the future mid-level loss")
+    action.add_argument("--text-cache", type=Path, default=None,
+                        help="directory for the text encoder's disk cache of label embeddings")
+    action.set_defaults(handler=_train_action)
+
+    report = subparsers.add_parser(
+        "training-report",
+        help="held-out check of a trained checkpoint: refinement MPJPE, top-1 accuracy, P.b ADE/FDE vs baselines",
+        description="Evaluate a checkpoint on held-out recordings (default: the test subjects). Prints JSON and "
+        "optionally writes it to --out. The full paper report with every baseline is `ghtt benchmark`.",
+        formatter_class=_HelpFormatter,
+    )
+    report.add_argument("--checkpoint", type=Path, required=True, help="a pose or full checkpoint")
+    report.add_argument("--data", type=Path, required=True, help="dataset directory (docs/dataset.md)")
+    report.add_argument("--split", default="test", help="recording split to evaluate on")
+    report.add_argument("--views", default=None, help="comma-separated views (default: every view)")
+    report.add_argument("--samples", type=int, default=5, help="random P.b samples per window (+ the mean)")
+    report.add_argument("--max-windows", type=int, default=400, help="prediction windows per protocol (random subset)")
+    report.add_argument("--seed", type=int, default=0, help="seed of the window subset and the samples")
+    report.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    report.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    report.set_defaults(handler=_training_report)
+
+    export = subparsers.add_parser(
+        "export-model",
+        help="copy a checkpoint without its training state (for shipping); the model id follows the new file name",
+        formatter_class=_HelpFormatter,
+    )
+    export.add_argument("source", type=Path, help="checkpoint written by train-pose or train-action")
+    export.add_argument("destination", type=Path, help="where the inference-only copy goes")
+    export.set_defaults(handler=_export_model)
+
+
+def _add_common_options(parser, default_steps):
+    parser.add_argument("--data", type=Path, required=True, help="dataset directory written by `ghtt data generate` "
+                        "or `ghtt data convert` (docs/dataset.md)")
+    parser.add_argument("--views", default=None,
+                        help="comma-separated camera views to train on (default: every view of each recording)")
+    parser.add_argument("--train-split", default="train", help="recording split used for training")
+    parser.add_argument("--val-split", default="val", help="recording split used for validation ('' = none)")
+    parser.add_argument("--out-dir", type=Path, required=True, help="where the checkpoint and the log go")
+    parser.add_argument("--log", type=Path, default=None, help="JSONL metrics log (default: OUT_DIR/metrics.jsonl)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None, help=f"optimiser steps (when neither --steps nor --epochs: {default_steps})")
+    length.add_argument("--epochs", type=int, default=None, help="passes over the training samples")
+    parser.add_argument("--batch-size", type=int, default=64, help="global batch size (split over processes)")
+    parser.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate")
+    parser.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights, sampling and augmentation")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="auto = CUDA when available (each torchrun process takes cuda:LOCAL_RANK)")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per training process")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's)")
+    parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
+    parser.add_argument("--val-every", type=int, default=1000, help="steps between validation passes")
+    parser.add_argument("--log-every", type=int, default=50, help="steps between training log lines")
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="continue the run saved in this checkpoint (its config and weights are used)")
+    parser.add_argument("--truth-input", action="store_true",
+                        help="feed ground-truth poses to the encoder even where the data has estimated poses")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+
+
+def _loop_options(args, default_steps):
+    from ghtt_core.train.loop import LoopOptions
+
+    steps = args.steps if args.steps is not None or args.epochs is not None else default_steps
+    return LoopOptions(lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size, steps=steps,
+                       epochs=args.epochs, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                       val_every=args.val_every, log_every=args.log_every, workers=args.workers)
+
+
+def _sequences(args, split):
+    from ghtt_core.data.storage import StoredDataset
+
+    if not split:
+        return []
+    dataset = StoredDataset(args.data)
+    views = args.views.split(",") if args.views else None
+    return dataset.sequences(split, views)
+
+
+def _model_config(spec: str):
+    from ghtt_core.config import PRESETS, load_config, preset
+
+    return preset(spec) if spec in PRESETS else load_config(spec)
+
+
+def _provenance(args) -> dict:
+    return {"command": " ".join(["ghtt", *sys.argv[1:]]), "data": str(args.data), "seed": args.seed}
+
+
+def _set_threads(args):
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def _train_pose(args):
+    from ghtt_core.data.windows import PoseWindowDataset
+    from ghtt_core.train.pose import PoseTrainingOptions, train_pose
+
+    _set_threads(args)
+    config = _model_config(args.config)
+    if args.lambda_hand is not None:
+        config.pose.lambda_hand = args.lambda_hand
+    if args.lambda_kl is not None:
+        config.pose.lambda_kl = args.lambda_kl
+    with_estimated = not args.truth_input
+    train_sequences = _sequences(args, args.train_split)
+    if not train_sequences:
+        raise ValueError(f"{args.data}: no sequences in split {args.train_split!r}")
+    with_estimated = with_estimated and all(seq.estimated_joints is not None for seq in train_sequences)
+    train = PoseWindowDataset(train_sequences, stride=args.window_stride, obs_len_augment_p=args.obs_len_augment_p,
+                              with_estimated=with_estimated)
+    val_sequences = _sequences(args, args.val_split)
+    val = PoseWindowDataset(val_sequences, stride=args.val_window_stride, with_estimated=with_estimated) \
+        if val_sequences else None
+    options = PoseTrainingOptions(loop=_loop_options(args, 20000), add_input_noise=not args.no_input_noise,
+                                  use_estimated_input=with_estimated)
+    result = train_pose(config, train, val, options, args.out_dir / POSE_CHECKPOINT,
+                        log_path=args.log or args.out_dir / "metrics.jsonl", resume_path=args.resume,
+                        device=args.device, provenance=_provenance(args), progress=not args.no_progress)
+    print(f"P-Block: {result.step} steps; last train loss {result.last_train.get('total')}; "
+          f"val {result.last_val.get('total')}; checkpoint {args.out_dir / POSE_CHECKPOINT}")
+
+
+def _train_action(args):
+    from ghtt_core.checkpoint import load_checkpoint
+    from ghtt_core.data.storage import StoredDataset
+    from ghtt_core.taxonomy import Taxonomy
+    from ghtt_core.text import build_text_encoder
+    from ghtt_core.train.action import ActionTrainingOptions, encode_taxonomy, train_action
+
+    _set_threads(args)
+    taxonomy = Taxonomy.from_dataset_taxonomy(StoredDataset(args.data).taxonomy)
+    text_config = load_checkpoint(args.resume or args.pose_checkpoint).config.text
+    if args.text_cache:
+        text_config.cache_dir = str(args.text_cache)
+    label_embeddings = encode_taxonomy(taxonomy, build_text_encoder(text_config))
+    overrides = {name: value for name, value in (("noise_std", args.noise_std), ("lambda_kl", args.lambda_kl),
+                                                 ("lambda_action", args.lambda_action),
+                                                 ("lambda_mid", args.lambda_mid)) if value is not None}
+    train_sequences = _sequences(args, args.train_split)
+    if not train_sequences:
+        raise ValueError(f"{args.data}: no sequences in split {args.train_split!r}")
+    options = ActionTrainingOptions(loop=_loop_options(args, 10000), object_drop_prob=args.object_drop_prob,
+                                    use_estimated_input=not args.truth_input)
+    result = train_action(args.pose_checkpoint, train_sequences, _sequences(args, args.val_split), taxonomy,
+                          label_embeddings, options, args.out_dir / FULL_CHECKPOINT,
+                          log_path=args.log or args.out_dir / "metrics.jsonl", resume_path=args.resume,
+                          device=args.device, action_overrides=overrides, provenance=_provenance(args),
+                          progress=not args.no_progress)
+    print(f"A-Block: {result.step} steps; last train loss {result.last_train.get('total')}; "
+          f"val {result.last_val.get('total')}; checkpoint {args.out_dir / FULL_CHECKPOINT}")
+
+
+def _training_report(args):
+    import json
+
+    from ghtt_core.checkpoint import load_checkpoint
+    from ghtt_core.train.heldout import heldout_report
+
+    _set_threads(args)
+    sequences = _sequences(args, args.split)
+    if not sequences:
+        raise ValueError(f"{args.data}: no sequences in split {args.split!r}")
+    report = heldout_report(load_checkpoint(args.checkpoint), sequences, num_random_samples=args.samples,
+                            max_windows=args.max_windows, seed=args.seed)
+    report["command"] = " ".join(["ghtt", *sys.argv[1:]])
+    text = json.dumps(report, indent=1)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+def _export_model(args):
+    from ghtt_core.checkpoint import export_for_inference
+
+    model_id = export_for_inference(args.source, args.destination)
+    print(f"wrote {args.destination} ({args.destination.stat().st_size / 1e6:.1f} MB), model id {model_id}")

@@ -1,0 +1,122 @@
+"""Quick held-out check of a trained checkpoint (docs/training.md): is the training run any good?
+
+On one recording split (default: the test subjects) and a set of views, with the protocols of
+ghtt_core.evaluate.protocols:
+* refinement: MPJPE (absolute, root-relative, RA, PA) of the estimated input and of the P-Enc refinement vs ground truth;
+* recognition (full checkpoints): top-1 accuracy without and with the ground-truth object token, vs chance;
+* prediction (full checkpoints): P.b and a zero-velocity baseline on windows with >= 1 s / >= 2 s of action left:
+  deterministic ADE/FDE, best-of-S ADE, and the error at 1 s and 2 s into the future.
+The full paper report (baselines, FID, APD, tables) is `ghtt benchmark`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from ghtt_core.evaluate import protocols
+from ghtt_core.evaluate.metrics import mpjpe, mpjpe_pa, mpjpe_ra, mpjpe_root_relative, top1_accuracy
+from ghtt_core.inference import GHTTInference
+from ghtt_core.taxonomy import Taxonomy
+
+FPS = 30
+PROTOCOL_FRAMES = {"1s": FPS, "2s": 2 * FPS}
+
+
+def refinement_report(inference: GHTTInference, sequences: protocols.RecognitionSequences,
+                      batch_size: int = 64) -> dict:
+    errors: dict[str, list] = {}
+    for first in range(0, len(sequences), batch_size):
+        batch = sequences.select(slice(first, first + batch_size))
+        observation = inference.encode_observation(batch.input_joints, batch.input_presence, batch.frame_valid)
+        refined = inference.refine_observation(observation).joints.cpu().double()
+        counted = batch.input_presence & batch.truth_presence
+        truth, estimated = batch.truth_joints.double(), batch.input_joints.double()
+        for name, metric in (("absolute", mpjpe), ("root_relative", mpjpe_root_relative), ("ra", mpjpe_ra),
+                             ("pa", mpjpe_pa)):
+            for source, joints in (("input", estimated), ("refined", refined)):
+                values = metric(joints, truth, counted, batch.frame_valid).values
+                errors.setdefault(f"{source}_{name}", []).append(values.flatten())
+    # mean over every counted (frame, hand) of both hands
+    return {name: _nanmean(torch.cat(parts)) for name, parts in errors.items()}
+
+
+def recognition_report(inference: GHTTInference, sequences: protocols.RecognitionSequences,
+                       batch_size: int = 64) -> dict:
+    predicted_plain, predicted_object = [], []
+    objects = inference.model.taxonomy.objects
+    nouns = [inference.model.taxonomy.actions[label].noun for label in sequences.labels.tolist()]
+    for first in range(0, len(sequences), batch_size):
+        batch = sequences.select(slice(first, first + batch_size))
+        observation = inference.encode_observation(batch.input_joints, batch.input_presence, batch.frame_valid)
+        clips = batch.frame_valid.shape[1]
+        names = [[nouns[first + i]] * clips for i in range(len(batch))]
+        predicted_plain.append(inference.recognize(observation, top_k=1).indices[:, 0].cpu())
+        predicted_object.append(inference.recognize(observation, object_names=names, top_k=1).indices[:, 0].cpu())
+    labels = sequences.labels
+    majority = float(torch.bincount(labels).max()) / len(labels)
+    same_object = [sum(a.noun == noun for a in inference.model.taxonomy.actions) for noun in nouns]
+    return {
+        "actions": len(labels),
+        "classes": len(inference.model.taxonomy.actions),
+        "top1_motion_only": top1_accuracy(torch.cat(predicted_plain), labels),
+        "top1_with_object": top1_accuracy(torch.cat(predicted_object), labels),
+        "chance_uniform": 1.0 / len(inference.model.taxonomy.actions),
+        "chance_majority": majority,
+        # knowing the object leaves this many candidate actions: guessing among them
+        "chance_given_object": float(sum(1.0 / n for n in same_object) / len(same_object)),
+        "objects": len(objects),
+    }
+
+
+def prediction_report(inference: GHTTInference, sequences, num_random_samples: int, max_windows: int,
+                      seed: int) -> dict:
+    report = {}
+    taxonomy = inference.model.taxonomy
+    for protocol, min_frames in PROTOCOL_FRAMES.items():
+        windows = protocols.prediction_windows(sequences, taxonomy, min_frames)
+        if len(windows) > max_windows:
+            keep = torch.randperm(len(windows), generator=torch.Generator().manual_seed(seed))[:max_windows]
+            windows = windows.select(keep.sort().values)
+        rows = {"windows": len(windows)}
+        for predictor in (protocols.ActionGuidedPredictor(inference), protocols.ZeroVelocityPredictor()):
+            record = protocols.evaluate_prediction(predictor, windows, num_random_samples=num_random_samples,
+                                                   seed=seed)
+            row = {
+                "ade": _nanmean(record.deterministic_ade),
+                "fde": _nanmean(record.deterministic_fde),
+                "error_at_1s": _nanmean(record.frame_errors[:, FPS - 1]),
+                "error_at_2s": _nanmean(record.frame_errors[:, 2 * FPS - 1]) if min_frames >= 2 * FPS else None,
+            }
+            if predictor.stochastic:
+                row["ade_best_of_samples"] = _nanmean(record.ade_best)
+                row["apd"] = _nanmean(record.apd)
+            rows[predictor.name] = row
+        report[protocol] = rows
+    return report
+
+
+def _nanmean(values: torch.Tensor) -> float:
+    counted = ~torch.isnan(values)
+    return float(values[counted].mean()) if counted.any() else math.nan
+
+
+def heldout_report(checkpoint, sequences, num_random_samples: int = 5, max_windows: int = 400,
+                   seed: int = 0) -> dict:
+    """checkpoint: a loaded ModelCheckpoint; sequences: held-out HandSequences (with estimated poses if any)."""
+    started = time.perf_counter()
+    inference = GHTTInference(checkpoint)
+    capacity = checkpoint.config.action.max_clips
+    # a pose checkpoint has no taxonomy; the actions then only delimit the refinement clips
+    taxonomy = checkpoint.taxonomy if checkpoint.taxonomy.actions else Taxonomy.from_segments(
+        segment for sequence in sequences for segment in sequence.actions)
+    actions = protocols.recognition_sequences(sequences, taxonomy, max_clips=capacity)
+    report = {"model_id": checkpoint.model_id, "kind": checkpoint.kind, "sequences": len(sequences),
+              "refinement_mm": refinement_report(inference, actions)}
+    if checkpoint.action_block is not None:
+        report["recognition"] = recognition_report(inference, actions)
+        report["prediction_mm"] = prediction_report(inference, sequences, num_random_samples, max_windows, seed)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report

@@ -1,0 +1,139 @@
+import torch
+
+from ghtt_core.action_block import ActionBlock
+from ghtt_core.checkpoint import load_checkpoint, save_checkpoint
+from ghtt_core.pose_block import PoseBlock
+from ghtt_core.train.action import ActionTrainingOptions, ActionTrainingStep, ActionWindowDataset, train_action
+from ghtt_core.train.loop import LoopOptions
+from ghtt_core.train.midlevels import action_clips, build_midlevel_cache
+from training_data import action_sequences, taxonomy_and_embeddings, tiny_config
+
+
+def _pose_checkpoint(path):
+    config = tiny_config()
+    torch.manual_seed(0)
+    save_checkpoint(path, config, PoseBlock(config.pose))
+    return config
+
+
+def _options(steps, **loop):
+    loop = {"lr": 3e-3, "batch_size": 8, "steps": steps, "seed": 1, "checkpoint_every": 1000, "val_every": 1000,
+            "log_every": 1, **loop}
+    return ActionTrainingOptions(loop=LoopOptions(**loop), object_drop_prob=0.3)
+
+
+def test_action_clips_tile_the_action_and_pad_with_the_last_frame():
+    joints = torch.arange(100 * 2 * 21 * 3, dtype=torch.float32).reshape(100, 2, 21, 3).numpy()
+    presence = torch.ones(100, 2, dtype=torch.bool).numpy()
+    clip_joints, clip_presence, frame_valid = action_clips(joints, presence, 10, 45, 16)
+    assert clip_joints.shape == (3, 16, 2, 21, 3)
+    assert frame_valid.sum() == 35 and frame_valid[2, :3].all() and not frame_valid[2, 3:].any()
+    assert (clip_joints[0, 0] == joints[10]).all()
+    assert (clip_joints[2, 15] == joints[44]).all()  # padding repeats the last real frame
+
+
+def test_midlevel_cache_matches_the_frozen_encoder():
+    config = tiny_config()
+    torch.manual_seed(0)
+    pose_block = PoseBlock(config.pose)
+    sequences = action_sequences(2)
+    taxonomy, _ = taxonomy_and_embeddings(sequences)
+    cache = build_midlevel_cache(pose_block, sequences, taxonomy, use_estimated_input=True)
+
+    assert len(cache) == 6
+    segment = sequences[1].actions[2]
+    entry = cache[5]
+    assert entry.label == taxonomy.action_index(segment.label) and entry.noun == taxonomy.object_index(segment.noun)
+    assert len(entry.target_mids) == -(-(segment.end - segment.start) // 16)
+    # estimated input differs from the truth, and the truth mids equal a direct encoding of the clips
+    assert not torch.allclose(entry.input_mids, entry.target_mids)
+    truth_only = build_midlevel_cache(pose_block, sequences, taxonomy, use_estimated_input=False)
+    assert torch.equal(truth_only[5].input_mids, entry.target_mids)
+
+
+def test_windows_respect_capacity_and_phases():
+    config = tiny_config()
+    torch.manual_seed(0)
+    sequences = action_sequences(2)
+    taxonomy, _ = taxonomy_and_embeddings(sequences)
+    cache = build_midlevel_cache(PoseBlock(config.pose), sequences, taxonomy)
+    dataset = ActionWindowDataset(cache, capacity=3, random_lengths=True)
+    assert len(dataset) == sum(len(entry.input_mids) for entry in cache)
+    for index in range(len(dataset)):
+        item = dataset[index]
+        action_index, start = dataset.index[index]
+        n_obs, n_pred = int(item["clip_valid"].sum()), int(item["future_valid"].sum())
+        clips_left = len(cache[action_index].input_mids) - start
+        assert 1 <= n_obs <= min(3, clips_left) and n_obs + n_pred <= clips_left  # every clip shows hands here
+        assert int(item["future_phase"][0]) == start + n_obs == int(item["phase"][0]) + n_obs
+        assert torch.equal(item["mids"][:n_obs], cache[action_index].input_mids[start:start + n_obs])
+        assert torch.equal(item["future_mids"][:n_pred],
+                           cache[action_index].target_mids[start + n_obs:start + n_obs + n_pred])
+
+
+def test_object_drop_uses_the_unknown_token_only_in_training():
+    config = tiny_config()
+    torch.manual_seed(0)
+    sequences = action_sequences(1)
+    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
+    block = ActionBlock(config.action)
+    step = ActionTrainingStep(block, embeddings, object_drop_prob=1.0)
+    cache = build_midlevel_cache(PoseBlock(config.pose), sequences, taxonomy)
+    batch = torch.utils.data.default_collate([ActionWindowDataset(cache, 4, False)[i] for i in range(4)])
+    seen = []
+    block.objects.register_forward_hook(lambda module, args, kwargs_out: seen.append(kwargs_out.detach()))
+    step.eval()
+    step(batch)
+    step.train()
+    step(batch)
+    unknown = block.objects.unknown_object.detach()
+    assert not torch.allclose(seen[0][0, 0], unknown)
+    assert torch.allclose(seen[1], unknown.expand_as(seen[1]))
+
+
+def test_training_reduces_the_loss_and_writes_a_full_checkpoint(tmp_path):
+    config = _pose_checkpoint(tmp_path / "pose.pt")
+    sequences = action_sequences(4)
+    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
+    train_sequences, val_sequences = sequences[:3], sequences[3:]
+
+    def val_loss(action_block):
+        pose_block = load_checkpoint(tmp_path / "pose.pt").pose_block
+        cache = build_midlevel_cache(pose_block, val_sequences, taxonomy)
+        data = ActionWindowDataset(cache, config.action.max_clips, random_lengths=False)
+        batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])
+        with torch.no_grad():
+            return float(ActionTrainingStep(action_block, embeddings, 0.0).eval()(batch)["total"])
+
+    torch.manual_seed(1)
+    before = val_loss(ActionBlock(config.action))
+    result = train_action(tmp_path / "pose.pt", train_sequences, val_sequences, taxonomy, embeddings,
+                          _options(40), tmp_path / "model.pt", log_path=tmp_path / "log.jsonl", device="cpu",
+                          progress=False)
+    loaded = load_checkpoint(tmp_path / "model.pt", require="full")
+    after = val_loss(loaded.action_block)
+
+    assert result.step == 40 and loaded.training.stage == "action"
+    assert after < 0.7 * before
+    assert abs(result.last_val["total"] - after) < 1e-4
+    # the P-Block is frozen: identical to the pose checkpoint
+    pose_before = load_checkpoint(tmp_path / "pose.pt").pose_block.state_dict()
+    for name, value in loaded.pose_block.state_dict().items():
+        assert torch.equal(value, pose_before[name]), name
+    assert loaded.taxonomy == taxonomy and torch.equal(loaded.label_embeddings.objects, embeddings.objects)
+
+
+def test_resume_continues_the_action_run(tmp_path):
+    _pose_checkpoint(tmp_path / "pose.pt")
+    sequences = action_sequences(2)
+    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
+    common = dict(device="cpu", progress=False)
+    train_action(tmp_path / "pose.pt", sequences, [], taxonomy, embeddings, _options(6), tmp_path / "a.pt", **common)
+    train_action(tmp_path / "pose.pt", sequences, [], taxonomy, embeddings, _options(3), tmp_path / "b.pt", **common)
+    result = train_action(tmp_path / "pose.pt", sequences, [], taxonomy, embeddings, _options(6), tmp_path / "b.pt",
+                          resume_path=tmp_path / "b.pt", **common)
+    assert result.step == 6
+    straight = load_checkpoint(tmp_path / "a.pt").action_block.state_dict()
+    resumed = load_checkpoint(tmp_path / "b.pt").action_block.state_dict()
+    for name in straight:
+        assert torch.allclose(straight[name], resumed[name], atol=1e-6), name
