@@ -1,16 +1,16 @@
-"""A model's vocabulary: action labels with their verb/noun, and object names (the nouns), in class-index order.
+"""The action vocabulary: action labels with their verb and noun, and the object names, in class-index order.
 
-Stored inside every checkpoint; the cached label embeddings follow the same order. Datasets carry their own
-`ghtt_core.data.taxonomy.Taxonomy`; `from_dataset_taxonomy` converts it.
+One class for datasets (stored in their index) and models (stored in every checkpoint; the cached label embeddings
+follow the same order).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class ActionLabel:
+class ActionLabel(NamedTuple):
     label: str
     verb: str
     noun: str
@@ -18,51 +18,54 @@ class ActionLabel:
 
 @dataclass(frozen=True)
 class Taxonomy:
+    """actions[i] is class i. objects: the object names (every action noun, maybe more); default: the sorted nouns."""
+
     actions: tuple[ActionLabel, ...] = ()
     objects: tuple[str, ...] = ()
 
     def __post_init__(self):
-        labels = [action.label for action in self.actions]
+        actions = tuple(ActionLabel(*entry) for entry in self.actions)
+        for action in actions:
+            if not all(isinstance(part, str) and part for part in action):
+                raise ValueError(f"taxonomy: each action needs non-empty label, verb and noun strings, got {action!r}")
+        object.__setattr__(self, "actions", actions)
+        object.__setattr__(self, "objects", tuple(self.objects) or tuple(sorted({a.noun for a in actions})))
+        labels = self.labels
         if len(set(labels)) != len(labels):
             raise ValueError("taxonomy: action labels must be unique")
         if len(set(self.objects)) != len(self.objects):
             raise ValueError("taxonomy: object names must be unique")
-        missing = sorted({action.noun for action in self.actions} - set(self.objects))
+        missing = sorted({action.noun for action in actions} - set(self.objects))
         if missing:
             raise ValueError(f"taxonomy: action nouns {missing} are not among the object names")
 
     @classmethod
     def from_segments(cls, segments) -> "Taxonomy":
-        """Sorted, de-duplicated labels and nouns of ActionSegments. A label seen with two verb/noun pairs is an error."""
+        """Sorted, de-duplicated labels of ActionSegments. A label seen with two verb/noun pairs is an error."""
         by_label: dict[str, ActionLabel] = {}
         for segment in segments:
             action = ActionLabel(segment.label, segment.verb, segment.noun)
             known = by_label.setdefault(segment.label, action)
             if known != action:
                 raise ValueError(f"action {segment.label!r} appears with two verb/noun pairs: {known} and {action}")
-        actions = tuple(by_label[label] for label in sorted(by_label))
-        return cls(actions, tuple(sorted({action.noun for action in actions})))
-
-    @classmethod
-    def from_dataset_taxonomy(cls, dataset_taxonomy) -> "Taxonomy":
-        """From ghtt_core.data.taxonomy.Taxonomy (actions = (label, verb, noun) tuples; objects = its nouns)."""
-        actions = tuple(ActionLabel(*entry) for entry in dataset_taxonomy.actions)
-        return cls(actions, tuple(dataset_taxonomy.nouns))
+        return cls(tuple(by_label[label] for label in sorted(by_label)))
 
     @property
-    def action_labels(self) -> list[str]:
-        return [action.label for action in self.actions]
+    def labels(self) -> tuple[str, ...]:
+        return tuple(action.label for action in self.actions)
+
+    @property
+    def verbs(self) -> tuple[str, ...]:
+        return tuple(sorted({action.verb for action in self.actions}))
 
     def action_index(self, label: str) -> int:
-        for index, action in enumerate(self.actions):
-            if action.label == label:
-                return index
-        raise ValueError(f"action {label!r} is not in the taxonomy ({len(self.actions)} actions)")
+        return _index(self.labels, label, "action")
+
+    def verb_index(self, verb: str) -> int:
+        return _index(self.verbs, verb, "verb")
 
     def object_index(self, name: str) -> int:
-        if name not in self.objects:
-            raise ValueError(f"object {name!r} is not in the taxonomy ({len(self.objects)} objects)")
-        return self.objects.index(name)
+        return _index(self.objects, name, "object")
 
     def to_dict(self) -> dict:
         return {
@@ -74,7 +77,14 @@ class Taxonomy:
     def from_dict(cls, data: dict) -> "Taxonomy":
         try:
             actions = tuple(ActionLabel(a["label"], a["verb"], a["noun"]) for a in data["actions"])
-            objects = tuple(data["objects"])
-        except (KeyError, TypeError) as error:
+            objects = tuple(data.get("objects", ()))
+        except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"taxonomy: malformed mapping ({error!r})") from error
         return cls(actions, objects)
+
+
+def _index(names, name, kind):
+    try:
+        return names.index(name)
+    except ValueError:
+        raise ValueError(f"{kind} {name!r} is not in the taxonomy ({len(names)} {kind}s)") from None

@@ -57,7 +57,7 @@ def _generate(args):
     from ghtt_core.data.storage import write_dataset
     from ghtt_core.data.synthetic.actions import ACTION_CLASSES
     from ghtt_core.data.synthetic.generator import GeneratorConfig, generate_benchmark
-    from ghtt_core.data.taxonomy import Taxonomy
+    from ghtt_core.taxonomy import Taxonomy
 
     config = GeneratorConfig(seed=args.seed, noise_level=args.noise_level,
                              one_hand_absent_fraction=args.one_hand_absent_fraction)

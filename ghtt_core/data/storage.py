@@ -10,7 +10,7 @@ import numpy as np
 
 from ghtt_core.data.recording import Recording, ViewData, world_to_camera
 from ghtt_core.data.sequence import ActionSegment
-from ghtt_core.data.taxonomy import Taxonomy
+from ghtt_core.taxonomy import Taxonomy
 
 FORMAT_NAME = "ghtt-hands"
 FORMAT_VERSION = 1

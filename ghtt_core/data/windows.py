@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from ghtt_core.data.taxonomy import Taxonomy
+from ghtt_core.taxonomy import Taxonomy
 
 
 def _gather(sequence, frames, valid, with_estimated):
@@ -140,7 +140,7 @@ class ActionClipDataset(Dataset):
         sample.update(
             action=self.taxonomy.action_index(segment.label),
             verb=self.taxonomy.verb_index(segment.verb),
-            noun=self.taxonomy.noun_index(segment.noun),
+            noun=self.taxonomy.object_index(segment.noun),
             n_obs=n_obs,
             n_pred=n_pred,
         )

@@ -28,7 +28,6 @@ from ghtt_core.evaluate.htt_baseline import HTTBaseline, HTTBaselineConfig, HTTR
 from ghtt_core.evaluate.metrics import confusion_matrix, fid, top1_accuracy
 from ghtt_core.flattened import FlattenedModel
 from ghtt_core.inference import GHTTInference
-from ghtt_core.taxonomy import Taxonomy
 from ghtt_core.text import build_text_encoder
 from ghtt_core.train.action import ActionTrainingOptions, encode_taxonomy, train_action
 from ghtt_core.train.loop import LoopOptions
@@ -144,7 +143,7 @@ def run_benchmark(data_dir, out_dir, benchmark: BenchmarkPreset, seed: int = 0, 
         taxonomy, label_embeddings = full.taxonomy, full.label_embeddings
         full_path = Path(full_checkpoint)
     else:
-        taxonomy = Taxonomy.from_dataset_taxonomy(dataset.taxonomy)
+        taxonomy = dataset.taxonomy
         config = load_checkpoint(pose_checkpoint).config if pose_checkpoint else model_config(benchmark)
         label_embeddings = encode_taxonomy(taxonomy, build_text_encoder(config.text))
         full_path = _train_ghtt(benchmark, train_sequences, taxonomy, label_embeddings, out_dir, seed,
@@ -270,7 +269,7 @@ def _recognition_results(predicted, sequences, refinement, taxonomy) -> dict:
                          for name, labels in predicted.items()},
             "mpjpe": {name: _pair(values[chosen]) for name, values in refinement.items()},
         }
-    return {"by_view": rows, "classes": taxonomy.action_labels}
+    return {"by_view": rows, "classes": taxonomy.labels}
 
 
 def _prediction_results(records, windows, truth_features, min_frames: int) -> dict:

@@ -129,7 +129,7 @@ def encode_taxonomy(taxonomy: Taxonomy, text_encoder) -> LabelEmbeddings:
     """Embed every action label and object name once (text_encoder: ghtt_core.text.TextEncoder)."""
     return LabelEmbeddings(
         encoder_id=text_encoder.encoder_id,
-        actions=text_encoder.encode(taxonomy.action_labels),
+        actions=text_encoder.encode(taxonomy.labels),
         objects=text_encoder.encode(list(taxonomy.objects)),
     )
 

@@ -193,12 +193,11 @@ def _train_pose(args):
 def _train_action(args):
     from ghtt_core.checkpoint import load_checkpoint
     from ghtt_core.data.storage import StoredDataset
-    from ghtt_core.taxonomy import Taxonomy
     from ghtt_core.text import build_text_encoder
     from ghtt_core.train.action import ActionTrainingOptions, encode_taxonomy, train_action
 
     _set_threads(args)
-    taxonomy = Taxonomy.from_dataset_taxonomy(StoredDataset(args.data).taxonomy)
+    taxonomy = StoredDataset(args.data).taxonomy
     text_config = load_checkpoint(args.resume or args.pose_checkpoint).config.text
     if args.text_cache:
         text_config.cache_dir = str(args.text_cache)

@@ -10,7 +10,7 @@ from ghtt_core.data.cli import SYNTHETIC_VIEW_SPLITS
 from ghtt_core.data.storage import write_dataset
 from ghtt_core.data.synthetic.actions import ACTION_CLASSES
 from ghtt_core.data.synthetic.generator import GeneratorConfig, generate_benchmark
-from ghtt_core.data.taxonomy import Taxonomy
+from ghtt_core.taxonomy import Taxonomy
 
 
 @pytest.fixture(scope="module")

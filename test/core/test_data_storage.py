@@ -9,7 +9,7 @@ from ghtt_core.data.recording import Recording
 from ghtt_core.data.sequence import ActionSegment, HandSequence
 from ghtt_core.data.storage import StoredDataset, load_recording, save_recording, write_dataset
 from ghtt_core.data.synthetic.generator import GeneratorConfig, generate_benchmark
-from ghtt_core.data.taxonomy import Taxonomy
+from ghtt_core.taxonomy import Taxonomy
 
 CONFIG = GeneratorConfig(seed=3, num_recordings=3, actions_per_recording=(2, 2), subjects_per_split=(1, 1, 1),
                          named_views=("front", "ego"), random_views=1)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ghtt_core.data.sequence import ActionSegment, HandSequence
-from ghtt_core.data.taxonomy import Taxonomy
+from ghtt_core.taxonomy import Taxonomy
 from ghtt_core.data.windows import ActionClipDataset, PoseWindowDataset, collate_samples
 
 
@@ -69,7 +69,7 @@ def test_action_clips_in_evaluation_mode():
     assert len(dataset) == 5 + 8  # windows every 16 frames inside each action
     sample = dataset[0]  # "open jar" from frame 5: 70 frames = 5 clips
     assert sample["action"] == TAXONOMY.action_index("open jar")
-    assert sample["verb"] == TAXONOMY.verb_index("open") and sample["noun"] == TAXONOMY.noun_index("jar")
+    assert sample["verb"] == TAXONOMY.verb_index("open") and sample["noun"] == TAXONOMY.object_index("jar")
     assert sample["n_obs"] == 1 and sample["n_pred"] == 4
     assert sample["obs_joints"].shape == (8, 16, 2, 21, 3) and sample["fut_joints"].shape == (9, 16, 2, 21, 3)
     assert np.array_equal(frames_of(sample["obs_joints"][0]), np.arange(5, 21))
