@@ -48,7 +48,6 @@ class HandEstimatorNode(GhttNode):
     def __init__(self, node_name="hand_estimator", **node_options):
         super().__init__(node_name, **node_options)
         self.estimator = None
-        self.worker = None
         self._inputs = []
         self._output = None
         self._camera_info = None
@@ -116,9 +115,7 @@ class HandEstimatorNode(GhttNode):
 
     def _on_image(self, msg):
         self.stats.on_input(time.monotonic())
-        worker = self.worker  # deactivation may run on another executor thread
-        if worker is not None and worker.put(msg):
-            self.stats.on_skipped()
+        self.hand_to_worker(msg)
 
     def _on_worker_error(self, msg, error):
         self.stats.on_dropped("processing_error")

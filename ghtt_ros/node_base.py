@@ -68,6 +68,7 @@ class GhttNode(LifecycleNode):
         self.params = {}
         self.device = "cpu" if self.USES_TORCH else "none"
         self.stats = ProcessingStats()
+        self.worker = None  # the FrameWorker of nodes that process inputs on their own thread
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.get_parameter("diagnostics_period_s").value, self.publish_diagnostics)
         self.add_on_set_parameters_callback(self._check_parameter_change)
@@ -178,6 +179,12 @@ class GhttNode(LifecycleNode):
 
     def record_published(self, source_stamp_ns, started_monotonic):
         self.stats.on_published((self.now_ns() - source_stamp_ns) / 1e9, time.monotonic() - started_monotonic)
+
+    def hand_to_worker(self, item):
+        """Queue an input for the processing thread; an older input it pushes out is counted as skipped."""
+        worker = self.worker  # deactivation may run on another executor thread
+        if worker is not None and worker.put(item):
+            self.stats.on_skipped()
 
     def drop(self, reason, detail):
         """Count a rejected input and log why (throttled: a broken publisher must not flood the log)."""

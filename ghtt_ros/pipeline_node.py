@@ -82,7 +82,6 @@ class PipelineNode(GhttNode):
     def __init__(self, node_name="ghtt_pipeline", **node_options):
         super().__init__(node_name, **node_options)
         self.pipeline = None
-        self.worker = None
         self._inputs = []
         self._outputs = {}
         self._topic_object_label = ""
@@ -152,9 +151,7 @@ class PipelineNode(GhttNode):
         frame = FrameInput(stamp_ns=stamp_ns, joints=hands.joints, presence=hands.presence,
                            confidence=hands.confidence, frame_id=hands.frame_id,
                            object_label=hands.object_label or self._topic_object_label or self.params["object_label"])
-        worker = self.worker  # deactivation may run on another executor thread
-        if worker is not None and worker.put(frame):
-            self.stats.on_skipped()
+        self.hand_to_worker(frame)
 
     def _on_worker_error(self, item, error):
         self.stats.on_dropped("processing_error")
