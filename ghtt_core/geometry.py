@@ -210,13 +210,17 @@ def kabsch(source, target, weights=None):
 
 
 def mean_rotation(rotations, weights, dim):
-    """Weighted chordal mean of rotations (..., 3, 3) over the batch dimension `dim` (counted on weights (...)).
+    """Weighted mean of rotations (..., 3, 3) over the dimension `dim` of the weights (...); all weights 0 -> identity.
 
-    The rotation closest (Frobenius) to the weighted sum of the matrices; with all weights 0 the result is an
-    arbitrary rotation.
+    Gram-Schmidt of the weighted sum of the matrices: for rotations within a few tens of degrees of each other this
+    agrees with the chordal (SVD) mean to second order, and unlike an SVD its gradient stays finite when the
+    rotations coincide.
     """
-    weighted = (rotations * weights.to(rotations.dtype)[..., None, None]).sum(dim=dim - 2 if dim < 0 else dim)
-    return _best_rotation(weighted)[0]
+    weights = weights.to(rotations.dtype)
+    summed = (rotations * weights[..., None, None]).sum(dim=dim - 2 if dim < 0 else dim)
+    identity = torch.eye(3, dtype=summed.dtype, device=summed.device).expand_as(summed)
+    summed = torch.where((weights.sum(dim=dim) > 0)[..., None, None], summed, identity)
+    return rotation_6d_to_matrix(matrix_to_rotation_6d(summed))
 
 
 def similarity_procrustes(source, target):

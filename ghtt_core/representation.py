@@ -18,6 +18,8 @@ LEFT_TO_RIGHT_SLICE = slice(144, 153)  # left local -> right local, 6D + t in me
 LOCAL2BASE_DIM = 18  # per frame: left (6D, t m x S), right (6D, t m x S)
 
 _IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+# Refined clips are placed in the camera by the input's palm frames within this many frames (decode_observed_clip).
+PLACEMENT_RADIUS_FRAMES = 2
 _IDENTITY_9D = _IDENTITY_6D + (0.0, 0.0, 0.0)
 
 
@@ -350,18 +352,23 @@ def decode_observed_clip(features, reference, renormalize=True):
     R_s0, t_s0 = geometry.invert_transform(_select_hand_frame(R_to0, start, 2), _select_hand_frame(t_to0, start, 1))
     R_traj, t_traj = geometry.compose_transforms(R_to0, t_to0, R_s0.unsqueeze(-4), t_s0.unsqueeze(-3))
 
-    # Each present frame t implies a placement local(s) -> camera: back along the refined trajectory to local(t),
-    # then the input's local(t) -> camera (all in m x S).
+    # Each present frame t' implies a placement local(s) -> camera: back along the refined trajectory to local(t'),
+    # then the input's local(t') -> camera (all in m x S). Frame t is placed with the mean of these over the present
+    # frames t' with |t - t'| <= radius: chordal mean rotation, and the translation that puts the trajectory's
+    # local-frame origins t_traj(t') on average onto the input's t_local2cam(t').
     R_local2cam, t_local2cam = geometry.invert_transform(reference.R_cam2local, HAND_SCALE * reference.t_cam2local)
     R_per_frame, _ = geometry.compose_transforms(
         *geometry.invert_transform(R_traj, t_traj), R_local2cam, t_local2cam)
-    weights = present.to(features.dtype)
-    R_place = geometry.mean_rotation(R_per_frame, weights, dim=-2)  # over frames: (..., 2, 3, 3)
-    # local(t)'s origin sits at t_traj(t) in local(s) and at t_local2cam(t) in the camera.
-    offsets = t_local2cam - (t_traj.unsqueeze(-2) @ R_place.unsqueeze(-4)).squeeze(-2)
-    t_place = (offsets * weights[..., None]).sum(-3) / weights.sum(-2).clamp_min(1.0)[..., None]
+    frames = torch.arange(features.shape[-2], device=features.device)
+    window = ((frames[:, None] - frames[None, :]).abs() <= PLACEMENT_RADIUS_FRAMES).to(features.dtype)  # (t, t')
+    weights = window[..., :, :, None] * present.to(features.dtype).unsqueeze(-3)  # (..., t, t', 2)
+    R_place = geometry.mean_rotation(R_per_frame.unsqueeze(-5), weights, dim=-2)  # (..., t, 2, 3, 3)
+    total = weights.sum(-2).clamp_min(1.0)[..., None]  # (..., t, 2, 1)
+    mean_t_local2cam = torch.einsum("...tsh,...shc->...thc", weights, t_local2cam) / total
+    mean_t_traj = torch.einsum("...tsh,...shc->...thc", weights, t_traj) / total
+    t_place = mean_t_local2cam - (mean_t_traj.unsqueeze(-2) @ R_place).squeeze(-2)
 
     mean_palm_size = _mean_palm_size(reference.palm_size, present)
     local_scaled = _scaled_local_joints(local_normed, mean_palm_size, renormalize)
     joints_start = geometry.apply_transform(local_scaled, R_traj, t_traj)
-    return (joints_start @ R_place.unsqueeze(-4) + t_place[..., None, :, None, :]) / HAND_SCALE
+    return (joints_start @ R_place + t_place.unsqueeze(-2)) / HAND_SCALE

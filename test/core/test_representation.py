@@ -276,9 +276,9 @@ def test_decode_observed_clip_reproduces_clean_input():
     assert error[presence].max() < 1e-4
 
 
-def test_decode_observed_clip_places_the_clip_by_all_present_frames():
+def test_decode_observed_clip_averages_the_input_placement_over_neighbouring_frames():
     """Refined (here: clean) features placed with a noisy input clip: the per-frame rigid jitter of the input palms
-    averages out instead of being copied from its first and last frame."""
+    is averaged over the frames within representation.PLACEMENT_RADIUS_FRAMES instead of being copied."""
     joints = synthetic_hands(batch=1, frames=16, seed=14)
     presence = _all_present(joints)
     presence[0, 12:, 1] = False  # the right hand leaves at frame 12
@@ -293,7 +293,7 @@ def test_decode_observed_clip_places_the_clip_by_all_present_frames():
         frames = presence[0, :, hand]
         input_error = (noisy_joints - joints)[0, frames, hand][..., USED, :].norm(dim=-1).mean()
         decoded_error = (decoded - joints)[0, frames, hand][..., USED, :].norm(dim=-1).mean()
-        assert decoded_error < 0.4 * input_error, (hand, decoded_error, input_error)
+        assert decoded_error < 0.6 * input_error, (hand, decoded_error, input_error)
 
 
 def test_bad_input_raises_value_error():
