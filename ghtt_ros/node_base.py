@@ -13,6 +13,7 @@ import traceback
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
@@ -70,7 +71,9 @@ class GhttNode(LifecycleNode):
         self.stats = ProcessingStats()
         self.worker = None  # the FrameWorker of nodes that process inputs on their own thread
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self.get_parameter("diagnostics_period_s").value, self.publish_diagnostics)
+        # Steady clock: diagnostics keep coming while a sim-time /clock is paused or not yet published.
+        self.create_timer(self.get_parameter("diagnostics_period_s").value, self.publish_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(self._check_parameter_change)
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
