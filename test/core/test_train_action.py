@@ -64,7 +64,7 @@ def test_windows_respect_capacity_and_phases():
         action_index, start = dataset.index[index]
         n_obs, n_pred = int(item["clip_valid"].sum()), int(item["future_valid"].sum())
         clips_left = len(cache[action_index].input_mids) - start
-        assert 1 <= n_obs <= min(3, clips_left) and n_obs + n_pred <= clips_left  # every clip shows hands here
+        assert min(3, clips_left) >= n_obs >= 1 and n_obs + n_pred <= clips_left  # every clip shows hands here
         assert int(item["future_phase"][0]) == start + n_obs == int(item["phase"][0]) + n_obs
         assert torch.equal(item["mids"][:n_obs], cache[action_index].input_mids[start:start + n_obs])
         assert torch.equal(item["future_mids"][:n_pred],

@@ -92,7 +92,7 @@ def test_action_clips_training_sampling_and_untrimmed_future():
             sample = dataset[index]
             n_obs, n_pred = sample["n_obs"], sample["n_pred"]
             seen.add((n_obs, n_pred))
-            assert 1 <= n_obs <= 4 and 0 <= n_pred <= 4
+            assert 4 >= n_obs >= 1 and 4 >= n_pred >= 0
             assert sample["obs_clip_valid"].sum() == n_obs and sample["fut_clip_valid"].sum() == n_pred
             assert sample["obs_frame_valid"][n_obs:].sum() == 0
     assert len(seen) > 6

@@ -34,3 +34,24 @@ def make_samples(seed=0):
         "ActionRecognition": recognition,
         "MotionPrediction": prediction,
     }
+
+
+def assert_messages_equal(actual, expected, path="msg"):
+    """Field-by-field equality (NaN == NaN in arrays). Serialized bytes cannot be compared: CDR padding bytes are
+    not initialised by the serializer."""
+    if hasattr(expected, "get_fields_and_field_types"):
+        assert type(actual) is type(expected), path
+        for name, field_type in expected.get_fields_and_field_types().items():
+            if field_type == "float":  # a float32 field holds the unrounded Python float until serialized
+                assert np.float32(getattr(actual, name)) == np.float32(getattr(expected, name)), f"{path}.{name}"
+            else:
+                assert_messages_equal(getattr(actual, name), getattr(expected, name), f"{path}.{name}")
+    elif isinstance(expected, np.ndarray) or (isinstance(expected, (list, tuple)) and expected
+                                              and not hasattr(expected[0], "get_fields_and_field_types")):
+        np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected), err_msg=path)
+    elif isinstance(expected, (list, tuple)):
+        assert len(actual) == len(expected), path
+        for index, (a, b) in enumerate(zip(actual, expected)):
+            assert_messages_equal(a, b, f"{path}[{index}]")
+    else:
+        assert actual == expected, path

@@ -1,11 +1,8 @@
 """rosbag2 recorder / reader / player (ghtt_ros.bag): messages published by another process are recorded and read
 back byte-identical; playback keeps the timing and publishes /clock; damaged bags give clear errors."""
 
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +15,8 @@ from rosgraph_msgs.msg import Clock
 
 from ghtt.msg import TwoHandPose
 from ghtt_ros import bag, convert
-from sample_messages import make_samples
+from sample_messages import assert_messages_equal, make_samples
 
-HERE = Path(__file__).resolve().parent
 RECORDED_TYPES = ("TwoHandPose", "TwoHandPoseArray", "ActionRecognition", "MotionPrediction")
 
 
@@ -29,39 +25,6 @@ def ros():
     rclpy.init()
     yield
     rclpy.try_shutdown()
-
-
-@pytest.fixture
-def publisher_process():
-    process = subprocess.Popen([sys.executable, str(HERE / "dds_sample_publisher.py")], stdout=subprocess.PIPE,
-                               text=True)
-    try:
-        assert process.stdout.readline().strip() == "publishing"
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def assert_messages_equal(actual, expected, path="msg"):
-    """Field-by-field equality (NaN == NaN in arrays). Serialized bytes cannot be compared: CDR padding bytes are
-    not initialised by the serializer."""
-    if hasattr(expected, "get_fields_and_field_types"):
-        assert type(actual) is type(expected), path
-        for name, field_type in expected.get_fields_and_field_types().items():
-            if field_type == "float":  # a float32 field holds the unrounded Python float until serialized
-                assert np.float32(getattr(actual, name)) == np.float32(getattr(expected, name)), f"{path}.{name}"
-            else:
-                assert_messages_equal(getattr(actual, name), getattr(expected, name), f"{path}.{name}")
-    elif isinstance(expected, np.ndarray) or (isinstance(expected, (list, tuple)) and expected
-                                              and not hasattr(expected[0], "get_fields_and_field_types")):
-        np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected), err_msg=path)
-    elif isinstance(expected, (list, tuple)):
-        assert len(actual) == len(expected), path
-        for index, (a, b) in enumerate(zip(actual, expected)):
-            assert_messages_equal(a, b, f"{path}[{index}]")
-    else:
-        assert actual == expected, path
 
 
 def record_samples(path, topics, storage, min_messages=2, timeout_s=30):
