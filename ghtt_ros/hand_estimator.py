@@ -63,7 +63,9 @@ class HandEstimatorNode(GhttNode):
     def activate(self):
         self.estimator = self._build_estimator(self.params)
         self._camera_info, self._depth, self._last_stamp_ns = None, None, None
-        self.worker = FrameWorker(self._process_image, 1, self._on_worker_error, name=f"{self.get_name()}-estimator")
+        self.worker = FrameWorker(self._process_image, 1,
+                                  lambda msg, error: self.on_worker_error(stamp_to_ns(msg.header.stamp), error),
+                                  name=f"{self.get_name()}-estimator")
         overrides = QoSOverridingOptions.with_default_policies()
         self._inputs = [
             self.create_subscription(Image, "image", self._on_image, IMAGE_QOS, qos_overriding_options=overrides),
@@ -116,10 +118,6 @@ class HandEstimatorNode(GhttNode):
     def _on_image(self, msg):
         self.stats.on_input(time.monotonic())
         self.hand_to_worker(msg)
-
-    def _on_worker_error(self, msg, error):
-        self.stats.on_dropped("processing_error")
-        self.get_logger().error(f"estimating the image at {stamp_to_ns(msg.header.stamp)} ns failed: {error!r}")
 
     # ---- processing (worker thread) ----------------------------------------------------------------------------
 

@@ -189,6 +189,11 @@ class GhttNode(LifecycleNode):
         if worker is not None and worker.put(item):
             self.stats.on_skipped()
 
+    def on_worker_error(self, stamp_ns, error):
+        """A processing exception on the worker thread: counted and logged; the worker serves the next input."""
+        self.stats.on_dropped("processing_error")
+        self.get_logger().error(f"processing the input stamped {stamp_ns} ns failed: {error!r}")
+
     def drop(self, reason, detail):
         """Count a rejected input and log why (throttled: a broken publisher must not flood the log)."""
         self.stats.on_dropped(reason)

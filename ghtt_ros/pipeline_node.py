@@ -101,7 +101,8 @@ class PipelineNode(GhttNode):
         self.pipeline = StreamingPipeline.from_checkpoint(self.checkpoint, self.device, self.pipeline_config)
         self.get_logger().info(f"loaded {self.checkpoint} ({self.pipeline.model_id}), mode {self.pipeline_config.mode}")
         self._last_stamp_ns = None
-        self.worker = FrameWorker(self._process_frame, self.params["pose_queue_size"], self._on_worker_error,
+        self.worker = FrameWorker(self._process_frame, self.params["pose_queue_size"],
+                                  lambda frame, error: self.on_worker_error(frame.stamp_ns, error),
                                   name=f"{self.get_name()}-model")
         overrides = QoSOverridingOptions.with_default_policies()
         self._inputs = [
@@ -152,10 +153,6 @@ class PipelineNode(GhttNode):
                            confidence=hands.confidence, frame_id=hands.frame_id,
                            object_label=hands.object_label or self._topic_object_label or self.params["object_label"])
         self.hand_to_worker(frame)
-
-    def _on_worker_error(self, item, error):
-        self.stats.on_dropped("processing_error")
-        self.get_logger().error(f"processing the frame at {item.stamp_ns} ns failed: {error!r}")
 
     # ---- output ------------------------------------------------------------------------------------------------
 
