@@ -95,6 +95,7 @@ class StreamMonitor:
         recognition = action_recognition_from_msg(msg)
         with self._lock:
             self._result(recognition.stamp_ns).recognition = recognition
+        self._print_if_complete(recognition.stamp_ns)
 
     def on_prediction(self, msg):
         from ghtt_ros.convert import motion_prediction_from_msg
@@ -103,13 +104,22 @@ class StreamMonitor:
         with self._lock:
             result = self._result(prediction.stamp_ns)
             result.prediction, result.spread = prediction, spread
-        self._print(prediction.stamp_ns)
+        self._print_if_complete(prediction.stamp_ns)
 
     def _result(self, stamp_ns):
         return self.results.setdefault(stamp_ns, StreamResult(stamp_ns))
 
+    def _print_if_complete(self, stamp_ns):
+        """Action and prediction of one result arrive on two topics in either order: print once both are in."""
+        with self._lock:
+            result = self.results[stamp_ns]
+            complete = result.recognition is not None and result.prediction is not None
+        if complete:
+            self._print(stamp_ns)
+
     def _flush_before(self, stamp_ns):
-        """Results without a prediction (no hand at the end of the clip) are printed once a newer one starts."""
+        """Results missing a message (no prediction without a hand at the end of the clip) are printed once a
+        newer one starts."""
         with self._lock:
             pending = [s for s in self.results if s < stamp_ns and s not in self._printed]
         for stamp in sorted(pending):
