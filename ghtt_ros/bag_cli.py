@@ -7,6 +7,8 @@ Docs: docs/bags.md, docs/bag-evaluation.md. Examples:
     ghtt-bag info runs/my_bag
     ghtt-bag from-dataset synthetic -o runs/eval_bag --seed 0 --actions 3
     ghtt-bag evaluate runs/eval_bag -o runs/eval --mode both
+    ghtt-bag from-dataset h2o --root data/h2o --view cam4 --input images -o runs/h2o_images_bag
+    ghtt-bag evaluate runs/h2o_images_bag -o runs/h2o_eval     # camera path: hand_estimator -> ghtt_pipeline
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from ghtt_ros.bag import STORAGES, BagError, register_commands
 # Exit status of `evaluate` when the bag could be read only in part, or live and offline scores differ.
 EXIT_PARTIAL, EXIT_MISMATCH = 3, 4
 DEFAULT_TOLERANCE_MM = 1e-6
+_REPORTED_ESTIMATOR_PARAMETERS = ("backend", "estimator_checkpoint", "model_complexity", "default_horizontal_fov_deg",
+                                  "use_camera_info")
 
 
 # ---- from-dataset -----------------------------------------------------------------------------------------------
@@ -71,36 +75,53 @@ def _from_dataset(args):
 
 # ---- evaluate ---------------------------------------------------------------------------------------------------
 
+def _input_description(bag, estimator_params):
+    if bag.input_kind == "poses":
+        return "poses: /hands (ghtt/TwoHandPose) -> ghtt_pipeline"
+    extras = " + ".join(topic for topic in bag.input_topics if topic != "/image")
+    return (f"images: /image{' + ' + extras if extras else ''} -> hand_estimator (backend "
+            f"{estimator_params['backend']}) -> ghtt_pipeline")
+
+
 def evaluate_bag(bag_path, output, modes, checkpoint, config, device="cpu", rate=float("inf"), timeout_s=60.0,
-                 tolerance_mm=DEFAULT_TOLERANCE_MM):
+                 tolerance_mm=DEFAULT_TOLERANCE_MM, input_kind="auto", estimator_params=None):
     """Runs each mode over the bag, scores it and writes OUTPUT/<mode>/report.{json,md,png}; with both modes also
-    OUTPUT/comparison.json. Returns {"reports": {mode: paths}, "scores": {mode: scores}, "problems": [...],
-    "differences": [...] or None, "throughput": {mode: x real time}}."""
+    OUTPUT/comparison.json. input_kind: "poses" (/hands), "images" (/image through the hand_estimator) or "auto"
+    (poses when the bag has them); estimator_params: hand_estimator parameter values for image bags. Returns
+    {"reports": {mode: paths}, "scores": {mode: scores}, "problems": [...], "differences": [...] or None,
+    "throughput": {mode: x real time}, "input": what was evaluated}."""
     from ghtt_core.evaluate.stream_report import write_stream_report
     from ghtt_core.evaluate.stream_scoring import score_differences, score_stream
-    from ghtt_ros.bag_evaluation import read_evaluation_bag, run_live, run_offline
+    from ghtt_ros.bag_evaluation import estimator_parameters, read_evaluation_bag, run_live, run_offline
 
     output = Path(output)
     if "live" in modes and (output / "live" / "outputs_bag").exists():
         raise BagError(f"{output / 'live' / 'outputs_bag'} already exists (from an earlier run): choose a new --output")
-    bag = read_evaluation_bag(bag_path)
-    summary = {"reports": {}, "scores": {}, "problems": list(bag.problems), "differences": None, "throughput": {}}
+    bag = read_evaluation_bag(bag_path, input_kind)
+    estimator_params = estimator_parameters(**(estimator_params or {}))
+    described = _input_description(bag, estimator_params)
+    summary = {"reports": {}, "scores": {}, "problems": list(bag.problems), "differences": None, "throughput": {},
+               "input": described}
     for mode in modes:
         if mode == "live":
             run = run_live(bag, checkpoint, config, output / "live" / "outputs_bag", device, rate, timeout_s,
-                           startup_timeout_s=timeout_s)
+                           startup_timeout_s=timeout_s, estimator_params=estimator_params)
         else:
-            run = run_offline(bag, checkpoint, config, device)
+            run = run_offline(bag, checkpoint, config, device, estimator_params)
         problems = bag.problems + run.details.pop("problems", [])
         throughput = bag.duration_s / run.wall_s if run.wall_s > 0 else None
-        details = {"mode": mode, "bag": str(bag_path), "checkpoint": str(checkpoint),
-                   "stream_duration_s": round(bag.duration_s, 3), "wall_s": round(run.wall_s, 3),
-                   "throughput_x_real_time": throughput, **run.details, "problems": problems}
+        estimator = ({"estimator": {key: estimator_params[key] for key in _REPORTED_ESTIMATOR_PARAMETERS}}
+                     if bag.input_kind == "images" else {})
+        details = {"mode": mode, "input": described, **estimator, "bag": str(bag_path),
+                   "checkpoint": str(checkpoint), "stream_duration_s": round(bag.duration_s, 3),
+                   "wall_s": round(run.wall_s, 3), "throughput_x_real_time": throughput, **run.details,
+                   "problems": problems}
         if bag.truth is None:
             problems.append("no ground truth in the bag: nothing to score")
             summary["reports"][mode] = {"json": _write_json(output / mode / "report.json", details)}
             continue
-        evaluation = score_stream(bag.truth, run.outputs, bag.input_poses())
+        input_poses = run.input_poses if run.input_poses is not None else bag.input_poses()
+        evaluation = score_stream(bag.truth, run.outputs, input_poses)
         summary["reports"][mode] = write_stream_report(output / mode, evaluation, f"ghtt bag evaluation ({mode})",
                                                        details)
         summary["scores"][mode] = evaluation.scores
@@ -131,8 +152,11 @@ def _evaluate(args):
     config = PipelineConfig(mode=args.prediction_mode, num_samples=args.num_samples,
                             horizon_frames=args.horizon_frames, seed=args.seed)
     modes = ("live", "offline") if args.mode == "both" else (args.mode,)
+    estimator_params = {"backend": args.estimator, "estimator_checkpoint": args.estimator_checkpoint,
+                        "model_complexity": args.model_complexity}
     summary = evaluate_bag(args.bag, args.output, modes, checkpoint_path(args.checkpoint), config, args.device,
-                           args.rate, args.timeout, args.tolerance)
+                           args.rate, args.timeout, args.tolerance, args.input, estimator_params)
+    print(f"evaluated input: {summary['input']}")
     for mode, paths in summary["reports"].items():
         throughput = summary["throughput"].get(mode)
         speed = f", {throughput:.1f}x real time" if throughput else ""
@@ -172,10 +196,12 @@ def build_parser():
     dataset.add_argument("--sequence", help="sequence name (default: the first)")
     dataset.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
     dataset.add_argument("--actions", type=int, default=3, help="synthetic: chained actions")
-    dataset.add_argument("--input", choices=("auto", "estimated", "ground_truth"), default="auto",
-                         help="poses on /hands (auto: estimated when the dataset has them)")
+    dataset.add_argument("--input", choices=("auto", "estimated", "ground_truth", "images"), default="auto",
+                         help="poses on /hands (auto: estimated when the dataset has them, else ground truth), or "
+                              "images: the dataset's image files on /image + /camera_info (H2O, AssemblyHands)")
     dataset.add_argument("--no-object-labels", action="store_true",
-                         help="do not put the current action's object into the input poses")
+                         help="do not give the current action's object with the input (poses: object_label; "
+                              "images: /object_label)")
     dataset.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
     dataset.set_defaults(handler=_from_dataset)
 
@@ -185,7 +211,15 @@ def build_parser():
     evaluate.add_argument("-o", "--output", required=True, type=Path, help="report folder")
     evaluate.add_argument("--mode", choices=("live", "offline", "both"), default="both",
                           help="live: the ROS graph on sim time over DDS; offline: the pipeline in-process")
+    evaluate.add_argument("--input", choices=("auto", "poses", "images"), default="auto",
+                          help="what to feed the graph: poses (/hands -> ghtt_pipeline) or images (/image + "
+                               "/camera_info -> hand_estimator -> ghtt_pipeline); auto: poses when the bag has /hands")
     evaluate.add_argument("--checkpoint", default="", help="model (default: the shipped ghtt_small.pt)")
+    evaluate.add_argument("--estimator", choices=("mediapipe", "resnet"), default="mediapipe",
+                          help="image bags: the hand_estimator backend")
+    evaluate.add_argument("--estimator-checkpoint", default="", help="image bags: ResNet estimator checkpoint")
+    evaluate.add_argument("--model-complexity", type=int, choices=(0, 1), default=1,
+                          help="image bags, mediapipe: 0 lite, 1 full landmark model")
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--prediction-mode", choices=("action_guided", "pose_only"), default="action_guided")
     evaluate.add_argument("--num-samples", type=int, default=20)

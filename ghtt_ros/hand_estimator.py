@@ -3,6 +3,11 @@
 Images arrive with sensor-data QoS (best effort, depth 1). A worker thread estimates the newest pending image only:
 an image that arrives while another waits replaces it and is counted as skipped, so latency stays one frame and memory
 stays bounded however slow the estimator is. The output copies the image's stamp and frame_id.
+
+The per-image logic (stamp checks, tracking reset, intrinsics from CameraInfo or the default field of view, depth
+matching, the estimator call) is ghtt_core.estimator.stream.ImageStreamEstimator; `estimate_image` feeds it one
+message, here and in the offline mode of the bag evaluation. The image and camera_info subscriptions accept
+`qos_overrides./<ns>/image.subscription.reliability` etc. (the bag evaluation makes both reliable).
 """
 
 import time
@@ -11,7 +16,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image
 
-from ghtt_core.estimator.camera import CameraIntrinsics
+from ghtt_core.estimator.stream import BACKENDS, FrameEstimate, ImageStreamEstimator
 from ghtt_ros.convert import TwoHandArrays, stamp_to_ns, two_hand_pose_to_msg
 from ghtt_ros.frame_worker import FrameWorker
 from ghtt_ros.images import camera_info_to_intrinsics, depth_to_metres, image_to_rgb
@@ -19,7 +24,6 @@ from ghtt_ros.node_base import GhttNode, run_node
 from ghtt_ros.parameters import ParameterSpec
 from ghtt.msg import TwoHandPose
 
-BACKENDS = ("mediapipe", "resnet")
 IMAGE_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -41,18 +45,36 @@ ESTIMATOR_PARAMETERS = (
 )
 
 
+def estimate_image(stream: ImageStreamEstimator, image_msg, camera_info=None, depth_msg=None) -> FrameEstimate:
+    """The node's step for one Image message (+ the latest CameraInfo and depth Image): decodes the messages lazily
+    and runs ImageStreamEstimator.process. The offline bag evaluation calls this too (ghtt_ros.bag_evaluation)."""
+    depth, depth_stamp_ns = None, None
+    if depth_msg is not None:
+        depth, depth_stamp_ns = (lambda: depth_to_metres(depth_msg)), stamp_to_ns(depth_msg.header.stamp)
+    return stream.process(stamp_to_ns(image_msg.header.stamp), lambda: image_to_rgb(image_msg),
+                          calibration=None if camera_info is None else (lambda: camera_info_to_intrinsics(camera_info)),
+                          depth=depth, depth_stamp_ns=depth_stamp_ns)
+
+
+def estimate_to_msg(estimate: FrameEstimate, frame_id) -> TwoHandPose:
+    """The TwoHandPose the node publishes for an estimate with hands (stamp and frame_id of the image)."""
+    hands = estimate.hands
+    return two_hand_pose_to_msg(TwoHandArrays(stamp_ns=estimate.stamp_ns, frame_id=frame_id, joints=hands.joints,
+                                              presence=hands.presence, confidence=hands.confidence))
+
+
 class HandEstimatorNode(GhttNode):
     USES_TORCH = True
     PARAMETERS = ESTIMATOR_PARAMETERS
 
     def __init__(self, node_name="hand_estimator", **node_options):
         super().__init__(node_name, **node_options)
-        self.estimator = None
+        self.stream = None  # the ImageStreamEstimator while active
         self._inputs = []
         self._output = None
         self._camera_info = None
         self._depth = None
-        self._last_stamp_ns = None
+        self.camera_infos_received = 0  # CameraInfo messages received while active (the bag evaluation paces on it)
 
     def configure(self, params):
         if params["backend"] == "resnet" and not params["estimator_checkpoint"]:
@@ -61,35 +83,24 @@ class HandEstimatorNode(GhttNode):
             TwoHandPose, "hands", OUTPUT_QOS, qos_overriding_options=QoSOverridingOptions.with_default_policies())
 
     def activate(self):
-        self.estimator = self._build_estimator(self.params)
-        self._camera_info, self._depth, self._last_stamp_ns = None, None, None
+        self.stream = ImageStreamEstimator.from_parameters(self.params, self.device)
+        self._camera_info, self._depth = None, None
         self.worker = FrameWorker(self._process_image, 1,
                                   lambda msg, error: self.on_worker_error(stamp_to_ns(msg.header.stamp), error),
                                   name=f"{self.get_name()}-estimator")
         overrides = QoSOverridingOptions.with_default_policies()
         self._inputs = [
             self.create_subscription(Image, "image", self._on_image, IMAGE_QOS, qos_overriding_options=overrides),
-            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data),
+            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data,
+                                     qos_overriding_options=overrides),
         ]
         if self.params["use_depth"]:
             self._inputs.append(self.create_subscription(Image, "depth", self._on_depth, IMAGE_QOS))
 
-    def _build_estimator(self, params):
-        if params["backend"] == "resnet":
-            from ghtt_core.estimator.resnet_estimator import ResNetHandEstimator
-
-            estimator = ResNetHandEstimator.from_checkpoint(params["estimator_checkpoint"], device=self.device)
-            estimator.default_horizontal_fov_deg = params["default_horizontal_fov_deg"]
-            return estimator
-        from ghtt_core.estimator.mediapipe_backend import MediaPipeConfig, MediaPipeHandEstimator
-
-        return MediaPipeHandEstimator(MediaPipeConfig(
-            model_complexity=params["model_complexity"],
-            min_detection_confidence=params["min_detection_confidence"],
-            min_tracking_confidence=params["min_tracking_confidence"],
-            image_is_mirrored=params["image_is_mirrored"],
-            default_horizontal_fov_deg=params["default_horizontal_fov_deg"],
-        ))
+    @property
+    def estimator(self):
+        """The HandEstimator backend while active (None otherwise)."""
+        return None if self.stream is None else self.stream.estimator
 
     def deactivate(self):
         for subscription in self._inputs:
@@ -98,9 +109,9 @@ class HandEstimatorNode(GhttNode):
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
-        if self.estimator is not None and hasattr(self.estimator, "close"):
-            self.estimator.close()
-        self.estimator = None
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = None
 
     def cleanup(self):
         if self._output is not None:
@@ -111,6 +122,7 @@ class HandEstimatorNode(GhttNode):
 
     def _on_camera_info(self, msg):
         self._camera_info = msg
+        self.camera_infos_received += 1
 
     def _on_depth(self, msg):
         self._depth = msg
@@ -123,64 +135,26 @@ class HandEstimatorNode(GhttNode):
 
     def _process_image(self, msg):
         started = time.monotonic()
-        stamp_ns = stamp_to_ns(msg.header.stamp)
-        if stamp_ns == 0:
-            self.drop("zero_stamp", "image with stamp 0 (camera driver does not stamp its images?)")
+        stream = self.stream
+        if stream is None:
             return
-        try:
-            rgb = image_to_rgb(msg)
-        except ValueError as error:
-            self.drop("bad_image", str(error))
+        camera_info = self._camera_info if self.params["use_camera_info"] else None
+        depth = self._depth if self.params["use_depth"] else None
+        estimate = estimate_image(stream, msg, camera_info, depth)
+        for reason, detail in estimate.events:
+            self.stats.on_event(reason)
+            if reason in _LOGGED_EVENTS:
+                self.get_logger().warning(detail, throttle_duration_sec=_LOGGED_EVENTS[reason])
+        for reason, detail in estimate.dropped:
+            self.drop(reason, detail)
+        if estimate.hands is None:
             return
-        if self._last_stamp_ns is not None and stamp_ns <= self._last_stamp_ns:
-            # A replay restarted or the stream jumped back: forget tracking so hands are detected afresh.
-            self.stats.on_event("stamp_backwards")
-            self.get_logger().warning("image stamp did not increase: tracking reset", throttle_duration_sec=2.0)
-            self.estimator.reset()
-        self._last_stamp_ns = stamp_ns
-        intrinsics = self._intrinsics(rgb.shape[1], rgb.shape[0])
-        try:
-            hands = self.estimator.estimate(rgb, intrinsics=intrinsics,
-                                            depth=self._matching_depth(stamp_ns, rgb.shape), stamp=stamp_ns)
-        except ValueError as error:  # e.g. an image too small to hold a hand
-            self.drop("estimation_failed", str(error))
-            return
-        self._output.publish(two_hand_pose_to_msg(TwoHandArrays(
-            stamp_ns=stamp_ns, frame_id=msg.header.frame_id, joints=hands.joints, presence=hands.presence,
-            confidence=hands.confidence)))
-        self.record_published(stamp_ns, started)
+        self._output.publish(estimate_to_msg(estimate, msg.header.frame_id))
+        self.record_published(estimate.stamp_ns, started)
 
-    def _intrinsics(self, width, height):
-        """The camera's calibration when known, else the default field of view (counted, so it shows up)."""
-        info = self._camera_info
-        if not self.params["use_camera_info"] or info is None:
-            return CameraIntrinsics.from_fov(width, height, self.params["default_horizontal_fov_deg"])
-        try:
-            intrinsics = camera_info_to_intrinsics(info)
-        except ValueError as error:
-            self.stats.on_event("camera_info_invalid")
-            self.get_logger().warning(f"{error}: using the default field of view", throttle_duration_sec=10.0)
-            return CameraIntrinsics.from_fov(width, height, self.params["default_horizontal_fov_deg"])
-        if (intrinsics.width, intrinsics.height) != (width, height):
-            return intrinsics.scaled(width, height)
-        return intrinsics
 
-    def _matching_depth(self, stamp_ns, image_shape):
-        depth = self._depth
-        if not self.params["use_depth"] or depth is None:
-            return None
-        if abs(stamp_to_ns(depth.header.stamp) - stamp_ns) > self.params["depth_max_skew_s"] * 1e9:
-            self.stats.on_event("depth_unmatched")
-            return None
-        try:
-            metres = depth_to_metres(depth)
-        except ValueError as error:
-            self.drop("bad_depth", str(error))
-            return None
-        if metres.shape != image_shape[:2]:
-            self.drop("bad_depth", f"depth {metres.shape} is not aligned to the image {image_shape[:2]}")
-            return None
-        return metres
+# Events worth a (throttled) log line, with the throttle period in seconds.
+_LOGGED_EVENTS = {"stamp_backwards": 2.0, "camera_info_invalid": 10.0}
 
 
 def main(args=None):
