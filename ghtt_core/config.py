@@ -70,6 +70,12 @@ class ActionBlockConfig:
     lambda_kl: float = 1e-4
     lambda_action: float = 1.0
     lambda_mid: float = 1.0
+    # Beyond the authors' code (docs/model.md, "Rollout loss"): the predicted mid-levels of the first rollout_clips
+    # future clips (at most max_clips) are decoded by the frozen P-Dec and their poses and integrated trajectory
+    # compared with the truth.
+    # 0 trains exactly as the authors did (L_mid only).
+    lambda_rollout: float = 0.0
+    rollout_clips: int = 5
     sample_factor: float = 5.0
 
     def __post_init__(self):
@@ -78,6 +84,10 @@ class ActionBlockConfig:
             raise ValueError(f"tau must be > 0, got {self.tau}")
         if self.noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
+        if self.lambda_rollout < 0:
+            raise ValueError(f"lambda_rollout must be >= 0, got {self.lambda_rollout}")
+        if self.rollout_clips < 1:
+            raise ValueError(f"rollout_clips must be >= 1, got {self.rollout_clips}")
 
 
 @dataclass

@@ -244,14 +244,15 @@ class Demo:
 
         rclpy.init()
         node = rclpy.create_node("ghtt_demo")
-        recorder = BagRecorder(bag_path, topics=None, storage="mcap")
+        # A deep queue: the recorder shares two executor threads with the monitors on a loaded CPU.
+        recorder = BagRecorder(bag_path, topics=None, storage="mcap", queue_depth=1000)
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         executor.add_node(recorder)
         threading.Thread(target=executor.spin, name="ghtt-demo-executor", daemon=True).start()
         try:
             publishers = self._connect(node)
-            self._wait_until_ready(recorder)
+            self._wait_until_ready(recorder, publishers)
             feeders = [threading.Thread(target=self._feed_camera, args=(publishers,), name="demo-camera"),
                        threading.Thread(target=self._feed_poses, args=(publishers,), name="demo-pose")]
             print(f"[demo] streaming {len(self.video.frames)} video frames ({self.video.path.name}) and "
@@ -299,15 +300,18 @@ class Demo:
             "poses": node.create_publisher(TwoHandPose, f"/{POSE_NAMESPACE}/hands", reliable),
         }
 
-    def _wait_until_ready(self, recorder):
-        """Every input has its subscriber and the recorder records inputs and outputs, so nothing is missed."""
+    def _wait_until_ready(self, recorder, publishers):
+        """Every input has its subscriber and the recorder records inputs and outputs, so nothing is missed.
+        The input publishers must have matched both readers: a reader the graph lists is not always matched yet,
+        and reliable delivery only covers matched readers."""
         inputs = [f"/{CAMERA_NAMESPACE}/image", f"/{POSE_NAMESPACE}/hands"]
         outputs = [f"/{ns}/{topic}" for ns in (CAMERA_NAMESPACE, POSE_NAMESPACE)
                    for topic in ("action", "prediction", "refined_hands")]
         deadline = time.monotonic() + self.args.startup_timeout
         while time.monotonic() < deadline:
             recorded = set(recorder.recorded_topics)
-            subscribed = all(recorder.count_subscribers(topic) >= 2 for topic in inputs)  # graph + recorder
+            subscribed = all(publishers[name].get_subscription_count() >= 2  # graph + recorder
+                             for name in ("image", "poses"))
             if subscribed and set(inputs + outputs) <= recorded:
                 return
             time.sleep(0.1)

@@ -6,6 +6,11 @@ n_pred ~ U{1..min(capacity, clips after them)} future clips (0 when none are lef
 embedding of the action's noun, replaced by the learned unknown-object token with probability
 `object_drop_prob` per sample, so recognition also works from motion alone. Gaussian noise (action.noise_std) is
 added to the input mid-levels inside ActionBlock.forward during training.
+
+Rollout loss (action.lambda_rollout > 0, beyond the authors' code): the predicted mid-levels of future clips
+0..R-1 (R = action.rollout_clips) go through the frozen P-Dec into future clips 1..R, as in P.b, and their poses and
+their trajectory, integrated from the last frame of the (true) future clip 0, are compared with the truth by the
+P-Block's own L_pred / L_trj terms. L_mid alone matches mid-levels, not where the decoded hands end up.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from torch import nn
 from ghtt_core.action_block import ActionBlock, ActionInputs
 from ghtt_core.checkpoint import KIND_FULL, LabelEmbeddings, load_checkpoint, save_checkpoint
 from ghtt_core.config import ModelConfig
+from ghtt_core.nn import masked_l1
+from ghtt_core.pose_block import PoseBlock, trajectory_from_features
+from ghtt_core.representation import encode_features, local2base, local2base_mask
 from ghtt_core.taxonomy import Taxonomy
 from ghtt_core.train.distributed import init_distributed, shutdown_distributed
 from ghtt_core.train.loop import LoopOptions, LoopResult, run_training
@@ -44,12 +52,20 @@ class ActionWindowDataset(torch.utils.data.Dataset):
 
     random_lengths=True draws n_obs / n_pred per item (training); False uses half the clips left (at least one) as
     observation and the rest (up to capacity) as future (a fixed validation set).
+    rollout_clips > 0 (needs a cache with truth joints) adds the rollout targets: "rollout_joints" (1 + R N, 2, 21, 3)
+    from the last frame of future clip 0 on, "rollout_presence" (1 + R N, 2) and "rollout_valid" (1 + R N,): frames
+    inside the action whose clip is decoded from a predicted mid-level of the window (clip j + 1 from mid j < n_pred).
     """
 
-    def __init__(self, cache: list[ActionMidLevels], capacity: int, random_lengths: bool):
+    def __init__(self, cache: list[ActionMidLevels], capacity: int, random_lengths: bool, rollout_clips: int = 0,
+                 clip_len: int = 16):
         self.cache = cache
         self.capacity = capacity
         self.random_lengths = random_lengths
+        self.rollout_clips = rollout_clips
+        self.clip_len = clip_len
+        if rollout_clips and any(action.truth_joints is None for action in cache):
+            raise ValueError("rollout targets need a mid-level cache built with keep_truth_joints=True")
         self.index = [(a, s) for a, action in enumerate(cache) for s in range(len(action.input_mids))]
 
     def __len__(self):
@@ -74,7 +90,7 @@ class ActionWindowDataset(torch.utils.data.Dataset):
         clip_valid = _padded(action.input_valid[observed], self.capacity)
         # The A-Enc needs one valid clip; a window whose observed clips show no hand keeps its first (zero) clip.
         clip_valid[0] |= not clip_valid.any()
-        return {
+        item = {
             "mids": _padded(action.input_mids[observed], self.capacity),
             "clip_valid": clip_valid,
             # Phases keep counting through padded clips (method-notes 4.1).
@@ -85,6 +101,22 @@ class ActionWindowDataset(torch.utils.data.Dataset):
             "label": torch.tensor(action.label),
             "noun": torch.tensor(action.noun),
         }
+        if self.rollout_clips:
+            item.update(self._rollout_targets(action, start + n_obs, n_pred))
+        return item
+
+    def _rollout_targets(self, action: ActionMidLevels, first_future_clip: int, n_pred: int) -> dict:
+        n = self.clip_len
+        base = (first_future_clip + 1) * n - 1  # last frame of future clip 0, in the action's frames
+        offsets = torch.arange(1 + self.rollout_clips * n)
+        frames = base + offsets
+        decoded_from = (offsets - 1).div(n, rounding_mode="floor")  # the future clip whose mid-level decodes frame
+        num_frames = len(action.truth_joints)
+        valid = (frames < num_frames) & (decoded_from < n_pred)
+        valid[0] = base < num_frames
+        frames = frames.clamp(max=num_frames - 1)  # padding repeats the last real frame: sound geometry, masked
+        return {"rollout_joints": action.truth_joints[frames], "rollout_presence": action.truth_presence[frames],
+                "rollout_valid": valid}
 
 
 def _padded(rows: torch.Tensor, length: int) -> torch.Tensor:
@@ -94,15 +126,37 @@ def _padded(rows: torch.Tensor, length: int) -> torch.Tensor:
     return out
 
 
-class ActionTrainingStep(nn.Module):
-    """forward(batch of ActionWindowDataset items) -> A-Block loss terms (see ActionBlock.loss)."""
+def rollout_loss_terms(pose_block: PoseBlock, predicted_mids: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+    """L_pred and L_trj of the P-Block (pose_block.hand_loss_terms) on the P-Dec decoding of predicted_mids[:, :R]
+    against the batch's rollout targets (ActionWindowDataset); trajectories start at the rollout's base frame."""
+    truth = encode_features(batch["rollout_joints"].double(), batch["rollout_presence"].bool(),
+                            batch["rollout_valid"].bool())
+    num_clips = (truth.features.shape[1] - 1) // pose_block.cfg.clip_len
+    decoded = pose_block.decode_mid(predicted_mids[:, :num_clips]).flatten(1, 2)  # (B, R N, 153)
+    trajectory = local2base(truth.R_cam2local, truth.t_cam2local, 0)[:, 1:].float()
+    trajectory_mask = local2base_mask(truth.presence, 0)[:, 1:]
+    return {
+        "roll_pred": masked_l1(decoded, truth.features[:, 1:].float(), truth.feature_mask[:, 1:]),
+        "roll_trj": masked_l1(trajectory_from_features(decoded), trajectory, trajectory_mask),
+    }
 
-    def __init__(self, action_block: ActionBlock, label_embeddings: LabelEmbeddings, object_drop_prob: float):
+
+class ActionTrainingStep(nn.Module):
+    """forward(batch of ActionWindowDataset items) -> A-Block loss terms (see ActionBlock.loss), plus the rollout
+    terms when the config's lambda_rollout > 0 (the frozen pose_block is then required)."""
+
+    def __init__(self, action_block: ActionBlock, label_embeddings: LabelEmbeddings, object_drop_prob: float,
+                 pose_block: PoseBlock | None = None):
         super().__init__()
         self.action_block = action_block
         self.register_buffer("action_embeddings", label_embeddings.actions.clone().float())
         self.register_buffer("object_embeddings", label_embeddings.objects.clone().float())
         self.object_drop_prob = object_drop_prob
+        self.lambda_rollout = action_block.cfg.lambda_rollout
+        if self.lambda_rollout > 0 and pose_block is None:
+            raise ValueError("lambda_rollout > 0 needs the frozen P-Block to decode the predicted mid-levels")
+        # Kept outside the module tree: the P-Block is frozen, stays in eval mode and belongs to no optimiser.
+        self._frozen_pose_block = (pose_block.eval().requires_grad_(False),) if pose_block is not None else ()
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         mids = batch["mids"]
@@ -120,9 +174,14 @@ class ActionTrainingStep(nn.Module):
             object_known=known.unsqueeze(1).expand(batch_size, clips),
         )
         output = self.action_block(inputs, batch["future_phase"], batch["future_valid"])
-        return self.action_block.loss(
+        terms = self.action_block.loss(
             output, self.action_embeddings, batch["label"], batch["future_mids"], batch["future_valid"]
         )
+        if self.lambda_rollout > 0:
+            rollout = rollout_loss_terms(self._frozen_pose_block[0], output.predicted_mids, batch)
+            terms.update(rollout)
+            terms["total"] = terms["total"] + self.lambda_rollout * (rollout["roll_pred"] + rollout["roll_trj"])
+        return terms
 
 
 def encode_taxonomy(taxonomy: Taxonomy, text_encoder) -> LabelEmbeddings:
@@ -181,11 +240,16 @@ def train_action(
         action_block.to(ctx.device)
 
         capacity = config.action.max_clips
-        train_cache = build_midlevel_cache(pose_block, train_sequences, taxonomy, options.use_estimated_input)
-        val_cache = build_midlevel_cache(pose_block, val_sequences or [], taxonomy, options.use_estimated_input)
+        rollout_clips = min(config.action.rollout_clips, capacity) if config.action.lambda_rollout > 0 else 0
+        train_cache, val_cache = (
+            build_midlevel_cache(pose_block, sequences or [], taxonomy, options.use_estimated_input,
+                                 keep_truth_joints=rollout_clips > 0)
+            for sequences in (train_sequences, val_sequences))
         if not train_cache:
             raise ValueError("no trimmed actions in the training sequences")
-        step_module = ActionTrainingStep(action_block, label_embeddings.to(ctx.device), options.object_drop_prob)
+        step_module = ActionTrainingStep(action_block, label_embeddings.to(ctx.device), options.object_drop_prob,
+                                         pose_block)
+        clip_len = config.pose.clip_len
 
         def save(state):
             save_checkpoint(out_path, config, pose_block, action_block, taxonomy, label_embeddings, state,
@@ -193,8 +257,10 @@ def train_action(
 
         return run_training(
             step_module,
-            ActionWindowDataset(train_cache, capacity, random_lengths=True),
-            ActionWindowDataset(val_cache, capacity, random_lengths=False) if val_cache else None,
+            ActionWindowDataset(train_cache, capacity, random_lengths=True, rollout_clips=rollout_clips,
+                                clip_len=clip_len),
+            ActionWindowDataset(val_cache, capacity, random_lengths=False, rollout_clips=rollout_clips,
+                                clip_len=clip_len) if val_cache else None,
             options.loop,
             ctx,
             STAGE,

@@ -63,6 +63,11 @@ def register(subparsers):
     action.add_argument("--lambda-kl", type=float, default=None, help="A-Block KL weight (default: config's)")
     action.add_argument("--lambda-action", type=float, default=None, help="weight of L_dist + L_con")
     action.add_argument("--lambda-mid", type=float, default=None, help="weight of the future mid-level loss")
+    action.add_argument("--lambda-rollout", type=float, default=None,
+                        help="weight of the rollout loss: predicted mid-levels decoded by the frozen P-Dec vs the true "
+                             "future poses and trajectory (0 = the authors' training; default: config's)")
+    action.add_argument("--rollout-clips", type=int, default=None,
+                        help="future clips the rollout loss decodes (default: config's action.rollout_clips)")
     action.add_argument("--text-cache", type=Path, default=None,
                         help="directory for the text encoder's disk cache of label embeddings")
     action.set_defaults(handler=_train_action)
@@ -204,7 +209,9 @@ def _train_action(args):
     label_embeddings = encode_taxonomy(taxonomy, build_text_encoder(text_config))
     overrides = {name: value for name, value in (("noise_std", args.noise_std), ("lambda_kl", args.lambda_kl),
                                                  ("lambda_action", args.lambda_action),
-                                                 ("lambda_mid", args.lambda_mid)) if value is not None}
+                                                 ("lambda_mid", args.lambda_mid),
+                                                 ("lambda_rollout", args.lambda_rollout),
+                                                 ("rollout_clips", args.rollout_clips)) if value is not None}
     train_sequences = _sequences(args, args.train_split)
     if not train_sequences:
         raise ValueError(f"{args.data}: no sequences in split {args.train_split!r}")

@@ -4,6 +4,7 @@ Clips start at the action's first frame and tile it (stride = clip length); the 
 last frame, with those frames marked invalid. Each clip is encoded on its own (its first frame gets the identity
 velocity, as at inference). Two mid-levels per clip: from the ground-truth joints (the A-Dec targets) and from the
 encoder's input joints (estimated poses when the sequence has them and they are asked for; otherwise the truth).
+On request the action's ground-truth joints are kept too, for the A-Block rollout loss (train.action).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class ActionMidLevels:
     noun: int
     sequence: str
     start: int
+    truth_joints: torch.Tensor | None = None  # (F, 2, 21, 3) float32 metres, the action's frames
+    truth_presence: torch.Tensor | None = None  # (F, 2) bool
 
 
 def action_clips(joints: np.ndarray, presence: np.ndarray, start: int, end: int, clip_len: int):
@@ -73,10 +76,12 @@ def build_midlevel_cache(
     taxonomy: Taxonomy,
     use_estimated_input: bool = True,
     min_frames: int = 2,
+    keep_truth_joints: bool = False,
 ) -> list[ActionMidLevels]:
     """Mid-levels of every action segment (of at least `min_frames` frames) of HandSequences, in one pass.
 
     All clips of all actions are encoded together in large batches; the P-Block is used in eval mode.
+    keep_truth_joints: also keep each action's ground-truth joints and presence.
     """
     was_training = pose_block.training
     pose_block.eval()
@@ -96,8 +101,11 @@ def build_midlevel_cache(
             for parts, clips in ((truth_parts, truth), (input_parts, source)):
                 for part, array in zip(parts, clips):
                     part.append(array)
+            frames = slice(segment.start, segment.end)
+            truth_frames = (torch.from_numpy(sequence.joints[frames]).float(),
+                            torch.from_numpy(sequence.presence[frames]).bool()) if keep_truth_joints else (None, None)
             records.append((len(truth[0]), taxonomy.action_index(segment.label), taxonomy.object_index(segment.noun),
-                            sequence.name, segment.start))
+                            sequence.name, segment.start, truth_frames))
     if not records:
         pose_block.train(was_training)
         return []
@@ -105,9 +113,9 @@ def build_midlevel_cache(
     input_mids, input_valid = encode_clip_mids(pose_block, *(np.concatenate(part) for part in input_parts))
     pose_block.train(was_training)
     cache, first = [], 0
-    for num_clips, label, noun, name, start in records:
+    for num_clips, label, noun, name, start, (truth_joints, truth_presence) in records:
         clips = slice(first, first + num_clips)
         cache.append(ActionMidLevels(input_mids[clips], truth_mids[clips], input_valid[clips], truth_valid[clips],
-                                     label, noun, name, start))
+                                     label, noun, name, start, truth_joints, truth_presence))
         first += num_clips
     return cache

@@ -1,12 +1,24 @@
+import dataclasses
+
+import pytest
 import torch
 
 from ghtt_core.action_block import ActionBlock
 from ghtt_core.checkpoint import load_checkpoint, save_checkpoint
 from ghtt_core.pose_block import PoseBlock
-from ghtt_core.train.action import ActionTrainingOptions, ActionTrainingStep, ActionWindowDataset, train_action
+from ghtt_core.pose_block import trajectory_from_features
+from ghtt_core.representation import encode_features, local2base
+from ghtt_core.train.action import (
+    ActionTrainingOptions,
+    ActionTrainingStep,
+    ActionWindowDataset,
+    rollout_loss_terms,
+    train_action,
+)
 from ghtt_core.train.loop import LoopOptions
+from ghtt_core.train.pose import PoseTrainingOptions, train_pose
 from ghtt_core.train.midlevels import action_clips, build_midlevel_cache
-from training_data import action_sequences, taxonomy_and_embeddings, tiny_config
+from training_data import WindowList, action_sequences, taxonomy_and_embeddings, tiny_config
 
 
 def _pose_checkpoint(path):
@@ -137,3 +149,117 @@ def test_resume_continues_the_action_run(tmp_path):
     resumed = load_checkpoint(tmp_path / "b.pt").action_block.state_dict()
     for name in straight:
         assert torch.allclose(straight[name], resumed[name], atol=1e-6), name
+
+
+def _rollout_cache(config, sequences, taxonomy):
+    torch.manual_seed(0)
+    pose_block = PoseBlock(config.pose)
+    return pose_block, build_midlevel_cache(pose_block, sequences, taxonomy, keep_truth_joints=True)
+
+
+def test_rollout_targets_start_at_the_end_of_future_clip_zero_and_stop_at_the_action_end():
+    config = tiny_config()
+    sequences = action_sequences(1)
+    taxonomy, _ = taxonomy_and_embeddings(sequences)
+    _, cache = _rollout_cache(config, sequences, taxonomy)
+    segment = sequences[0].actions[1]
+    action_index = 1
+    action = cache[action_index]
+    assert torch.equal(action.truth_joints, torch.from_numpy(sequences[0].joints[segment.start:segment.end]))
+    dataset = ActionWindowDataset(cache, capacity=4, random_lengths=False, rollout_clips=3)
+    item = dataset[dataset.index.index((action_index, 0))]
+    num_frames = segment.end - segment.start  # 48..64 frames: 3..4 clips, n_obs = clips // 2
+    n_obs = int(item["clip_valid"].sum())
+    n_pred = int(item["future_valid"].sum())
+    base = (n_obs + 1) * 16 - 1
+    assert item["rollout_joints"].shape == (1 + 3 * 16, 2, 21, 3)
+    assert torch.equal(item["rollout_joints"][0], action.truth_joints[base])
+    frames = base + torch.arange(1 + 3 * 16)
+    expected_valid = (frames < num_frames) & ((torch.arange(1 + 3 * 16) - 1).div(16, rounding_mode="floor") < n_pred)
+    expected_valid[0] = True
+    assert torch.equal(item["rollout_valid"], expected_valid)
+    last = int(expected_valid.nonzero().max())
+    assert torch.equal(item["rollout_joints"][last], action.truth_joints[base + last])
+
+
+def test_rollout_targets_need_a_cache_with_truth_joints():
+    config = tiny_config()
+    sequences = action_sequences(1)
+    taxonomy, _ = taxonomy_and_embeddings(sequences)
+    cache = build_midlevel_cache(PoseBlock(config.pose), sequences, taxonomy)
+    with pytest.raises(ValueError, match="keep_truth_joints"):
+        ActionWindowDataset(cache, capacity=4, random_lengths=True, rollout_clips=2)
+
+
+def test_rollout_trajectory_target_is_the_integral_of_the_true_velocities():
+    """The decoded velocities are integrated like the truth's: the same convention on both sides of the loss."""
+    joints = torch.from_numpy(action_sequences(1)[0].joints[:33]).double()
+    truth = encode_features(joints, torch.ones(33, 2, dtype=torch.bool))
+    target = local2base(truth.R_cam2local, truth.t_cam2local, 0)[1:]
+    integrated = trajectory_from_features(truth.features[1:])
+    assert torch.allclose(integrated, target, atol=1e-9)
+
+
+def test_rollout_loss_trains_the_action_block_through_the_frozen_decoder():
+    config = tiny_config()
+    config.action.lambda_rollout = 1.0
+    config.action.rollout_clips = 2
+    sequences = action_sequences(2)
+    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
+    pose_block, cache = _rollout_cache(config, sequences, taxonomy)
+    block = ActionBlock(config.action)
+    step = ActionTrainingStep(block, embeddings, 0.0, pose_block).train()
+    assert not pose_block.training and not any(p is q for p in step.parameters() for q in pose_block.parameters())
+    data = ActionWindowDataset(cache, 4, random_lengths=False, rollout_clips=2)
+    batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])
+    terms = step(batch)
+    assert terms["roll_pred"] > 0 and terms["roll_trj"] > 0
+    (terms["roll_pred"] + terms["roll_trj"]).backward()
+    assert all(p.grad is None for p in pose_block.parameters())
+    grads = [p.grad for p in block.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+    # total = the authors' terms + lambda_rollout x the rollout terms
+    plain = ActionTrainingStep(ActionBlock(dataclasses.replace(config.action, lambda_rollout=0.0)), embeddings,
+                               0.0).eval()
+    plain.action_block.load_state_dict(block.state_dict())
+    step.eval()
+    with torch.no_grad():
+        weighted, authors = step(batch), plain(batch)
+    assert "roll_trj" not in authors
+    assert torch.isclose(weighted["total"], authors["total"] + weighted["roll_pred"] + weighted["roll_trj"],
+                         atol=1e-5)
+    with pytest.raises(ValueError, match="frozen P-Block"):
+        ActionTrainingStep(block, embeddings, 0.0)
+
+
+def test_the_rollout_loss_is_minimised_through_the_frozen_decoder(tmp_path):
+    config = tiny_config()
+    # A P-Dec that has learnt something: a random one hardly depends on its mid-level.
+    train_pose(config, WindowList(64, seed=3), None, PoseTrainingOptions(loop=LoopOptions(
+        lr=3e-3, batch_size=16, steps=80, seed=0, checkpoint_every=1000, val_every=1000, log_every=1000)),
+        tmp_path / "pose.pt", device="cpu", progress=False)
+    pose_block = load_checkpoint(tmp_path / "pose.pt").pose_block
+    sequences = action_sequences(3)
+    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
+    cache = build_midlevel_cache(pose_block, sequences, taxonomy, keep_truth_joints=True)
+    data = ActionWindowDataset(cache, config.action.max_clips, random_lengths=False, rollout_clips=2)
+    batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])
+    config.action.lambda_rollout = 1.0
+    torch.manual_seed(0)
+    block = ActionBlock(config.action)
+    step = ActionTrainingStep(block, embeddings, 0.0, pose_block).eval()
+    optimiser = torch.optim.Adam(block.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(100):
+        terms = step(batch)
+        loss = terms["roll_pred"] + terms["roll_trj"]
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    with torch.no_grad():
+        true_mids = rollout_loss_terms(pose_block, batch["future_mids"], batch)
+    assert losses[-1] < 0.9 * losses[0]
+    # below what the P-Dec makes of the true future mid-levels, which is all that L_mid asks for
+    assert losses[-1] < float(true_mids["roll_pred"] + true_mids["roll_trj"])
+    assert all(p.grad is None for p in pose_block.parameters())
