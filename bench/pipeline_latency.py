@@ -1,22 +1,24 @@
 """Per-result latency of ghtt_core.pipeline.StreamingPipeline (refine + recognize + predict for one completed clip).
 
-Streams a moving two-hand motion frame by frame into a pipeline with randomly initialised weights (latency does not
-depend on them) and reports p50/p95 of the per-result wall time and of each stage, after the history is full
-(max_clips clips, the most expensive steady state).
+Streams a moving two-hand motion frame by frame into a pipeline with randomly initialised weights of each preset, or
+into a trained checkpoint (--checkpoint), and reports p50/p95 of the per-result wall time and of each stage, after the
+history is full (max_clips clips, the most expensive steady state).
 
     python bench/pipeline_latency.py --presets small paper --results 50 --threads 1
+    python bench/pipeline_latency.py --checkpoint ghtt_core/assets/ghtt_small.pt --results 50 --threads 1
 """
 
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ghtt_core import geometry
 from ghtt_core.action_block import ActionBlock
-from ghtt_core.checkpoint import LabelEmbeddings, ModelCheckpoint
+from ghtt_core.checkpoint import KIND_FULL, LabelEmbeddings, ModelCheckpoint, load_checkpoint
 from ghtt_core.config import preset
 from ghtt_core.pipeline import FrameInput, PipelineConfig, StreamingPipeline
 from ghtt_core.pose_block import PoseBlock
@@ -69,21 +71,22 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def bench(preset_name, device, results, config):
-    pipeline = StreamingPipeline(random_model(preset_name, device), config, device)
+def bench(name, model, device, results, config):
+    pipeline = StreamingPipeline(model, config, device)
+    object_label = model.taxonomy.objects[min(1, len(model.taxonomy.objects) - 1)]
     warmup_frames = config.max_clips * config.clip_len
     joints = moving_hands(warmup_frames + results * config.clip_stride)
     per_result = []
     for index, frame_joints in enumerate(joints):
         frame = FrameInput(stamp_ns=index * PERIOD_NS, joints=frame_joints, presence=np.ones(2, bool),
-                           object_label="object 1")
+                           object_label=object_label)
         start = time.perf_counter()
         result = pipeline.push(frame)
         elapsed_ms = (time.perf_counter() - start) * 1e3
         if result is not None and index >= warmup_frames:
             per_result.append((elapsed_ms, result.timings_ms))
     push_ms = [ms for ms, _ in per_result]
-    print(f"{preset_name:6s} {device:5s} results={len(per_result)} history={config.max_clips} clips "
+    print(f"{name:6s} {device:5s} results={len(per_result)} history={config.max_clips} clips "
           f"mode={config.mode} samples={config.num_samples} horizon={config.horizon_frames}")
     print(f"  push (whole result): p50 {statistics.median(push_ms):8.1f} ms   p95 {percentile(push_ms, 95):8.1f} ms")
     for stage in per_result[0][1]:
@@ -93,7 +96,10 @@ def bench(preset_name, device, results, config):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["small", "paper"], choices=["small", "paper"])
+    parser.add_argument("--presets", nargs="+", default=["small", "paper"], choices=["small", "paper"],
+                        help="random-weight models of these presets (ignored with --checkpoint)")
+    parser.add_argument("--checkpoint", default=None, help="a trained full checkpoint (e.g. the shipped "
+                        "ghtt_core/assets/ghtt_small.pt) instead of random-weight presets")
     parser.add_argument("--results", type=int, default=50, help="timed results (clips) after the history is full")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
@@ -104,11 +110,15 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}")
-    for name in args.presets:
+    if args.checkpoint:
+        models = [(Path(args.checkpoint).stem, load_checkpoint(args.checkpoint, args.device, require=KIND_FULL))]
+    else:
+        models = [(name, random_model(name, args.device)) for name in args.presets]
+    for name, model in models:
         for mode in args.modes:
             config = PipelineConfig(mode=mode, num_samples=args.samples, horizon_frames=args.horizon,
                                     max_clips=args.max_clips)
-            bench(name, args.device, args.results, config)
+            bench(name, model, args.device, args.results, config)
 
 
 if __name__ == "__main__":

@@ -129,8 +129,10 @@ def wait_for(condition, timeout_s):
     return condition()
 
 
-def measure_latency(probe, video, synthetic, seconds, camera_rate_hz):
-    """Each path alone, then both at once; inputs stamped with the wall clock at publication."""
+def measure_latency(probe, graphs, video, synthetic, seconds, camera_rate_hz):
+    """Each path alone, then both at once; inputs stamped with the wall clock at publication. Also reports the poses
+    the pose path's pipeline node skipped (its pose queue overflowed) in each run."""
+    pose_node = graphs[1].nodes["ghtt_pipeline"]
     feeds = {
         POSE_NAMESPACE: (30.0, lambda i: probe.publish_pose(synthetic, i, time.time_ns())),
         CAMERA_NAMESPACE: (camera_rate_hz, lambda i: probe.publish_image(
@@ -140,15 +142,21 @@ def measure_latency(probe, video, synthetic, seconds, camera_rate_hz):
           f"{camera_rate_hz:.0f} Hz):")
     for running in ([POSE_NAMESPACE], [CAMERA_NAMESPACE], [POSE_NAMESPACE, CAMERA_NAMESPACE]):
         probe.reset()
-        threads = [threading.Thread(target=stream, args=(seconds, *feeds[name])) for name in running]
+        skipped_before = pose_node.stats.skipped
+        counts = {}
+        threads = [threading.Thread(target=lambda name=name: counts.__setitem__(name, stream(seconds, *feeds[name])))
+                   for name in running]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         time.sleep(3.0)  # the last clips' results
+        wait_for(lambda: pose_node.worker is None or pose_node.worker.pending == 0, 10.0)  # a pose backlog
         for name in running:
+            skipped = (f", {pose_node.stats.skipped - skipped_before} of {counts[name]} poses skipped by the pipeline"
+                       if name == POSE_NAMESPACE else "")
             print(f"  {name:6s} path{' (both streaming)' if len(running) > 1 else ''}: "
-                  f"{percentiles_ms(probe.latencies[name])}")
+                  f"{percentiles_ms(probe.latencies[name])}{skipped}")
 
 
 def pose_rate_passes(probe, graphs, synthetic, rate_hz, seconds, phase):
@@ -251,7 +259,7 @@ def main(argv=None):
         wait_for(lambda: node.count_subscribers(f"/{POSE_NAMESPACE}/hands") >= 1
                  and node.count_subscribers(f"/{CAMERA_NAMESPACE}/image") >= 1, 30.0)
         print(f"graph up, RSS {rss_mb():.0f} MB", flush=True)
-        measure_latency(probe, video, synthetic, args.latency_seconds, args.latency_camera_rate)
+        measure_latency(probe, graphs, video, synthetic, args.latency_seconds, args.latency_camera_rate)
         phases = iter(range(1000))
         print("sustained input rate without drops (each path alone):")
         pose = highest_passing(args.pose_rates, lambda r: pose_rate_passes(

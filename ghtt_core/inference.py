@@ -6,7 +6,9 @@ returns tensors on that device. Geometry (features <-> joints) runs in float64, 
 An observation is a batch of B sequences of K consecutive clips of N = 16 frames: joints (B, K, N, 2, 21, 3) metres
 in the camera frame, presence (B, K, N, 2), frame_valid (B, K, N) (False = a filled-in frame, e.g. a dropped camera
 frame). `encode_observation` runs the P-Enc once on every clip; refinement, recognition and both prediction modes
-start from that encoding, so a streaming caller pays for the P-Enc once per result.
+start from that encoding. The P-Enc and the features of a clip depend on that clip alone (its first frame has identity
+velocity), so `encode_clips` + `observation_from_clips` let a streaming caller keep the encodings of completed clips
+and encode only the new one per result (ghtt_core.pipeline does); only the placement looks at the whole observation.
 
 Sampling: sample 0 always decodes the means (deterministic); samples 1..S-1 draw latents with std x temperature
 (method-notes 5.4) from the given torch.Generator, so a seeded generator makes every sample reproducible.
@@ -44,6 +46,58 @@ DEFAULT_END_TOLERANCE_FRAMES = 4
 _THUMB_MCP = FINGERS["thumb"][1]
 _GEOMETRY_DTYPE = torch.float64
 _IDENTITY_VELOCITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)  # 6D identity rotation, zero translation
+
+
+@dataclass
+class ClipEncodings:
+    """What the P-Enc gives for K clips (B items), each clip encoded on its own; fields as in EncodedObservation.
+
+    Every field depends on its own clip only, so the record of an observation is the concatenation of the records of
+    its clips along K (`concat`), wherever and whenever each was computed.
+    """
+
+    hand_features: HandFeatures
+    encoder_valid: torch.Tensor
+    clip_valid: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    tokens: torch.Tensor
+    refined: torch.Tensor
+
+    @property
+    def num_clips(self) -> int:
+        return self.clip_valid.shape[1]
+
+    def clips(self, start: int, stop: int) -> "ClipEncodings":
+        """Clips start..stop-1 (copies, so a kept slice does not hold on to the whole batch)."""
+        return ClipEncodings(**{name: _map_clip_fields(getattr(self, name), lambda x: x[:, start:stop].clone())
+                                for name in ClipEncodings.__dataclass_fields__})
+
+    @staticmethod
+    def concat(parts) -> "ClipEncodings":
+        """Records of consecutive clips (same B) -> one record of all their clips, in order."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("an observation needs at least one clip")
+        return ClipEncodings(**{
+            name: _concat_clip_fields([getattr(part, name) for part in parts])
+            for name in ClipEncodings.__dataclass_fields__
+        })
+
+
+def _map_clip_fields(value, function):
+    if isinstance(value, HandFeatures):
+        return HandFeatures(*(function(getattr(value, name)) for name in HandFeatures.__dataclass_fields__))
+    return function(value)
+
+
+def _concat_clip_fields(values):
+    if len(values) == 1:
+        return values[0]
+    if isinstance(values[0], HandFeatures):
+        return HandFeatures(*(torch.cat([getattr(v, name) for v in values], dim=1)
+                              for name in HandFeatures.__dataclass_fields__))
+    return torch.cat(values, dim=1)
 
 
 @dataclass
@@ -126,6 +180,11 @@ def _check_observation(joints, presence, frame_valid, clip_len):
         raise ValueError("observation joints contain NaN or inf for a hand marked present in a valid frame")
 
 
+def _check_end_tolerance(end_tolerance_frames: int):
+    if end_tolerance_frames < 0:
+        raise ValueError(f"end_tolerance_frames must be >= 0, got {end_tolerance_frames}")
+
+
 def _flatten_clips(features: HandFeatures) -> HandFeatures:
     """(B, K, N, ...) -> (B, K*N, ...). The velocity slots keep their per-clip values (identity at clip starts);
     only the camera placement (palm frames, sizes, presence) is read from the result."""
@@ -206,6 +265,12 @@ class GHTTInference:
         self, joints, presence, frame_valid=None, end_tolerance_frames: int = DEFAULT_END_TOLERANCE_FRAMES
     ) -> EncodedObservation:
         """Run the P-Enc on every clip. joints (B, K, N, 2, 21, 3), presence (B, K, N, 2), frame_valid (B, K, N)."""
+        _check_end_tolerance(end_tolerance_frames)
+        return self.observation_from_clips(self.encode_clips(joints, presence, frame_valid), end_tolerance_frames)
+
+    @torch.no_grad()
+    def encode_clips(self, joints, presence, frame_valid=None) -> ClipEncodings:
+        """Features and P-Enc outputs of K clips, each on its own (inputs as encode_observation); one P-Enc batch."""
         joints = torch.as_tensor(joints, device=self.device, dtype=_GEOMETRY_DTYPE)
         presence = torch.as_tensor(presence, device=self.device, dtype=torch.bool)
         if frame_valid is None:
@@ -214,8 +279,6 @@ class GHTTInference:
         _check_observation(joints, presence, frame_valid, self.clip_len)
         if joints.shape[1] < 1:
             raise ValueError("an observation needs at least one clip")
-        if end_tolerance_frames < 0:
-            raise ValueError(f"end_tolerance_frames must be >= 0, got {end_tolerance_frames}")
 
         hand_features = encode_features(joints, presence, frame_valid)
         encoder_valid = hand_features.presence.any(dim=-1)
@@ -235,18 +298,29 @@ class GHTTInference:
             )
             mu[clip_valid], logvar[clip_valid] = encoding.mu, encoding.logvar
             tokens[clip_valid], refined[clip_valid] = encoding.tokens, encoding.refined
+        return ClipEncodings(hand_features, encoder_valid, clip_valid, mu, logvar, tokens, refined)
 
-        placement = placement_from_features(_flatten_clips(hand_features))
+    @torch.no_grad()
+    def observation_from_clips(
+        self, clips, end_tolerance_frames: int = DEFAULT_END_TOLERANCE_FRAMES
+    ) -> EncodedObservation:
+        """The observation made of consecutive clips: one ClipEncodings or a sequence of them (oldest first, e.g.
+        kept from earlier results plus the newest clip). Equal to encode_observation on all their frames: the
+        placement and hand_present_at_end are computed here from the features of every frame."""
+        _check_end_tolerance(end_tolerance_frames)
+        encoded = clips if isinstance(clips, ClipEncodings) else ClipEncodings.concat(clips)
+        placement = placement_from_features(_flatten_clips(encoded.hand_features))
+        num_frames = encoded.encoder_valid.shape[1] * encoded.encoder_valid.shape[2]
         return EncodedObservation(
-            hand_features=hand_features,
-            encoder_valid=encoder_valid,
-            clip_valid=clip_valid,
-            mu=mu,
-            logvar=logvar,
-            tokens=tokens,
-            refined=refined,
+            hand_features=encoded.hand_features,
+            encoder_valid=encoded.encoder_valid,
+            clip_valid=encoded.clip_valid,
+            mu=encoded.mu,
+            logvar=encoded.logvar,
+            tokens=encoded.tokens,
+            refined=encoded.refined,
             placement=placement,
-            hand_present_at_end=_present_at_end(placement, clips * frames, end_tolerance_frames),
+            hand_present_at_end=_present_at_end(placement, num_frames, end_tolerance_frames),
         )
 
     # ---- refinement ------------------------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 The contract with ghtt_ros and offline evaluation is docs/pipeline-api.md; the flows are in docs/inference.md.
 Time comes only from the frames' stamps (never the wall clock), and each result's sampling generator is seeded from
 its last stamp, so replaying the same frames gives identical results in real time, sim time or offline.
+
+The P-Enc encodes each clip on its own, so the encodings of the clips already in the history are kept (keyed by the
+sequence numbers of their first and last buffered frame, which are never reused) and a result encodes only the clips
+it has not seen before: normally just the newest one.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import torch
 
 from ghtt_core.checkpoint import KIND_FULL, KIND_POSE, ModelCheckpoint, load_checkpoint
-from ghtt_core.inference import ActionScores, GHTTInference, MotionForecast
+from ghtt_core.inference import ActionScores, ClipEncodings, EncodedObservation, GHTTInference, MotionForecast
 from ghtt_core.results import PREDICTION_MODES, Hypothesis, Prediction, Recognition
 from ghtt_core.skeleton import NUM_HANDS, NUM_JOINTS
 
@@ -83,6 +87,7 @@ class PipelineStats:
     dropped_frames: int = 0  # missing camera frames filled in as masked frames
     duplicate_frames: int = 0  # frames with the previous frame's stamp (ignored)
     invalid_hands: int = 0  # hands marked present with NaN/inf joints (treated as absent)
+    encoded_clips: int = 0  # clips run through the P-Enc (the others came from the clip cache)
 
 
 @dataclass
@@ -101,6 +106,7 @@ class PipelineResult:
 
 @dataclass
 class _BufferedFrame:
+    seq: int  # position in everything ever buffered by this pipeline (never reused, not even after a reset)
     stamp_ns: int
     joints: np.ndarray  # (2, 21, 3) finite; zeros for absent hands
     presence: np.ndarray  # (2,)
@@ -123,6 +129,17 @@ def _check_frame(frame: FrameInput):
     if confidence.shape != (NUM_HANDS,) or not ((confidence >= 0) & (confidence <= 1)).all():
         raise ValueError(f"FrameInput.confidence must be 2 values in [0, 1], got {frame.confidence!r}")
     return joints, presence, confidence
+
+
+def _clip_arrays(clips):
+    """Consecutive lists of buffered frames -> the batch-of-one arrays of encode_observation: joints
+    (1, K, N, 2, 21, 3), presence (1, K, N, 2), frame_valid (1, K, N)."""
+    frames = [frame for clip in clips for frame in clip]
+    shape = (1, len(clips), len(clips[0]))
+    joints = np.stack([f.joints for f in frames]).reshape(*shape, NUM_HANDS, NUM_JOINTS, 3)
+    presence = np.stack([f.presence for f in frames]).reshape(*shape, NUM_HANDS)
+    frame_valid = np.array([f.real for f in frames]).reshape(shape)
+    return joints, presence, frame_valid
 
 
 def _clip_object(frames) -> str | None:
@@ -168,6 +185,11 @@ class StreamingPipeline:
         self.stats = PipelineStats()
         self._frames: deque[_BufferedFrame] = deque(maxlen=self.config.max_clips * self.config.clip_len)
         self._frames_since_result = 0
+        self._next_seq = 0
+        # (seq of a clip's first frame, seq of its last frame) -> its encoding. Buffered frames never change and
+        # their seqs are consecutive, so the key pins the clip's content: after a reset, filled-in dropped frames or
+        # a shifted clip alignment (clip_stride != clip_len) a clip gets a key of its own.
+        self._clip_cache: dict[tuple[int, int], ClipEncodings] = {}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
@@ -199,6 +221,7 @@ class StreamingPipeline:
         """Forget the history (the stats are kept)."""
         self._frames.clear()
         self._frames_since_result = 0
+        self._clip_cache.clear()
 
     # ---- input -------------------------------------------------------------------------------------------------
 
@@ -222,7 +245,7 @@ class StreamingPipeline:
         self.stats.invalid_hands += int((presence & ~finite).sum())
         presence = presence & finite & (confidence >= self.config.min_confidence)
         joints = np.where(presence[:, None, None], joints, 0.0).astype(np.float32)
-        self._append(_BufferedFrame(int(frame.stamp_ns), joints, presence, True, frame.object_label or None))
+        self._append(int(frame.stamp_ns), joints, presence, True, frame.object_label or None)
 
         if len(self._frames) >= self.config.clip_len and self._frames_since_result >= self.config.clip_stride:
             self._frames_since_result = 0
@@ -230,8 +253,9 @@ class StreamingPipeline:
             return self._result(frame.frame_id)
         return None
 
-    def _append(self, frame: _BufferedFrame):
-        self._frames.append(frame)
+    def _append(self, stamp_ns: int, joints: np.ndarray, presence: np.ndarray, real: bool, object_label: str | None):
+        self._frames.append(_BufferedFrame(self._next_seq, stamp_ns, joints, presence, real, object_label))
+        self._next_seq += 1
         self._frames_since_result += 1
 
     def _fill_dropped_frames(self, previous_ns: int, stamp_ns: int):
@@ -240,10 +264,8 @@ class StreamingPipeline:
         missing = max(0, round((stamp_ns - previous_ns) / period_ns) - 1)
         step_ns = (stamp_ns - previous_ns) / (missing + 1)
         for index in range(1, missing + 1):
-            self._append(_BufferedFrame(
-                previous_ns + round(index * step_ns), np.zeros((NUM_HANDS, NUM_JOINTS, 3), np.float32),
-                np.zeros(NUM_HANDS, bool), False, None,
-            ))
+            self._append(previous_ns + round(index * step_ns), np.zeros((NUM_HANDS, NUM_JOINTS, 3), np.float32),
+                         np.zeros(NUM_HANDS, bool), False, None)
         self.stats.dropped_frames += missing
 
     # ---- output ------------------------------------------------------------------------------------------------
@@ -259,13 +281,10 @@ class StreamingPipeline:
         window = list(self._frames)[-num_clips * clip_len:]
         clips = [window[k * clip_len:(k + 1) * clip_len] for k in range(num_clips)]
         stamps = np.array([f.stamp_ns for f in window], np.int64)
-        joints = np.stack([f.joints for f in window]).reshape(1, num_clips, clip_len, NUM_HANDS, NUM_JOINTS, 3)
-        presence = np.stack([f.presence for f in window]).reshape(1, num_clips, clip_len, NUM_HANDS)
-        frame_valid = np.array([f.real for f in window]).reshape(1, num_clips, clip_len)
         object_names = [[_clip_object(clip) for clip in clips]]
 
         timer = _StageTimer(self.inference.device)
-        observation = self.inference.encode_observation(joints, presence, frame_valid, cfg.max_fill_frames)
+        observation = self._encode(clips)
         timer.lap("encode")
         refinement = self.inference.refine_observation(observation)
         timer.lap("refine")
@@ -310,6 +329,23 @@ class StreamingPipeline:
             prediction=prediction,
             timings_ms=timer.finish(),
         )
+
+    def _encode(self, clips: list[list[_BufferedFrame]]) -> EncodedObservation:
+        """The observation of these consecutive clips; only clips without a cached encoding go through the P-Enc
+        (in one batch). The same as inference.encode_observation on all their frames."""
+        keys = [(clip[0].seq, clip[-1].seq) for clip in clips]
+        new = [k for k, key in enumerate(keys) if key not in self._clip_cache]
+        if new:
+            encoded = self.inference.encode_clips(*_clip_arrays([clips[k] for k in new]))
+            for position, k in enumerate(new):
+                self._clip_cache[keys[k]] = encoded.clips(position, position + 1)
+            self.stats.encoded_clips += len(new)
+        # Clips that start before the observation can never be used again (alignments that recur with a
+        # clip_stride shorter than a clip stay, so the cache holds at most max_clips entries per alignment).
+        for key in [key for key in self._clip_cache if key[0] < keys[0][0]]:
+            del self._clip_cache[key]
+        return self.inference.observation_from_clips([self._clip_cache[key] for key in keys],
+                                                     self.config.max_fill_frames)
 
     def _hypotheses(self, scores: ActionScores) -> list[Hypothesis]:
         return [self.inference.action_hypothesis(i, s)

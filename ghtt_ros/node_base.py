@@ -184,10 +184,13 @@ class GhttNode(LifecycleNode):
         self.stats.on_published((self.now_ns() - source_stamp_ns) / 1e9, time.monotonic() - started_monotonic)
 
     def hand_to_worker(self, item):
-        """Queue an input for the processing thread; an older input it pushes out is counted as skipped."""
+        """Queue an input for the processing thread; an older input it pushes out is counted as skipped.
+        Returns True when that happened (the queue was full)."""
         worker = self.worker  # deactivation may run on another executor thread
         if worker is not None and worker.put(item):
             self.stats.on_skipped()
+            return True
+        return False
 
     def on_worker_error(self, stamp_ns, error):
         """A processing exception on the worker thread: counted and logged; the worker serves the next input."""

@@ -59,8 +59,8 @@ PIPELINE_PARAMETERS = (
     ParameterSpec("object_label", "", "Object used when neither the pose message nor the object_label topic names "
                   "one ('' = unknown-object token)."),
     ParameterSpec("publish_latent", False, "Fill ActionRecognition.latent with the action latent."),
-    ParameterSpec("pose_queue_size", 64, "Poses waiting for the model at most; when full the oldest is discarded "
-                  "and counted as skipped.", 1, 4096),
+    ParameterSpec("pose_queue_size", 64, "Poses waiting for the model at most (all kept, in order, up to this); "
+                  "when full the oldest is discarded, counted as skipped and logged.", 1, 4096),
 )
 _PIPELINE_CONFIG_KEYS = ("clip_stride", "max_clips", "mode", "num_samples", "horizon_frames", "sampling_temperature",
                          "top_k", "frame_period_s", "max_gap_s", "max_fill_frames", "min_confidence",
@@ -152,7 +152,12 @@ class PipelineNode(GhttNode):
         frame = FrameInput(stamp_ns=stamp_ns, joints=hands.joints, presence=hands.presence,
                            confidence=hands.confidence, frame_id=hands.frame_id,
                            object_label=hands.object_label or self._topic_object_label or self.params["object_label"])
-        self.hand_to_worker(frame)
+        if self.hand_to_worker(frame):
+            # Only when the model falls a whole queue behind: images may be skipped, poses are history.
+            self.get_logger().warning(
+                f"pose queue full ({self.params['pose_queue_size']} poses waiting for the model): discarded the oldest "
+                f"pending pose ({self.stats.skipped} so far); the model is slower than the pose input",
+                throttle_duration_sec=2.0)
 
     # ---- output ------------------------------------------------------------------------------------------------
 
@@ -193,9 +198,11 @@ class PipelineNode(GhttNode):
         if pipeline is None:
             return {}
         stats = pipeline.stats
+        worker = self.worker
         return {"history_resets": stats.resets, "filled_missing_frames": stats.dropped_frames,
                 "duplicate_stamps": stats.duplicate_frames, "invalid_hands": stats.invalid_hands,
-                "results": stats.results, "model_id": pipeline.model_id}
+                "results": stats.results, "queued_poses": worker.pending if worker is not None else 0,
+                "model_id": pipeline.model_id}
 
 
 def main(args=None):

@@ -54,6 +54,33 @@ def test_refine_single_clip_matches_observation_path(inference):
     torch.testing.assert_close(single.joints, via_observation.joints[:, 0])
 
 
+def test_observation_from_clips_encoded_one_by_one_equals_encode_observation(inference):
+    joints, presence = observation_arrays(batch=2, clips=4)
+    presence[0, 1:3, :, 0] = False  # item 0: the left hand is away for two clips
+    presence[1, 3, -6:, 1] = False  # item 1: the right hand leaves 6 frames before the end
+    presence[1, 2] = False  # item 1: a clip without hands
+    frame_valid = torch.ones(2, 4, CLIP, dtype=torch.bool)
+    frame_valid[0, 2, 5:8] = False  # filled-in dropped frames
+    whole = inference.encode_observation(joints, presence, frame_valid, end_tolerance_frames=4)
+    one_by_one = [inference.encode_clips(joints[:, k:k + 1], presence[:, k:k + 1], frame_valid[:, k:k + 1])
+                  for k in range(4)]
+    # kept clips of an earlier call (sliced out of a batch) + the newest clip
+    kept = inference.encode_clips(joints[:, :3], presence[:, :3], frame_valid[:, :3])
+    mixed = [kept.clips(0, 2), kept.clips(2, 3), one_by_one[3]]
+    for parts in (one_by_one, mixed):
+        assembled = inference.observation_from_clips(parts, end_tolerance_frames=4)
+        for name in ("encoder_valid", "clip_valid", "mu", "logvar", "tokens", "refined", "hand_present_at_end"):
+            torch.testing.assert_close(getattr(assembled, name), getattr(whole, name), rtol=0, atol=1e-6)
+        for name in ("features", "feature_mask", "R_cam2local", "t_cam2local", "palm_size", "presence"):
+            torch.testing.assert_close(getattr(assembled.hand_features, name), getattr(whole.hand_features, name))
+        for name in ("R_base2cam", "t_base2cam", "mean_palm_size", "base_index", "has_base"):
+            torch.testing.assert_close(getattr(assembled.placement, name), getattr(whole.placement, name))
+    assert whole.hand_present_at_end.tolist() == [[True, True], [True, False]]
+    assert whole.clip_valid.tolist() == [[True, True, True, True], [True, True, False, True]]
+    with pytest.raises(ValueError, match="at least one clip"):
+        inference.observation_from_clips([])
+
+
 @pytest.mark.parametrize("mode", ["action_guided", "pose_only"])
 def test_sample_zero_is_deterministic_and_the_other_samples_differ(inference, mode):
     joints, presence = observation_arrays(batch=1)

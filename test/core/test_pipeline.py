@@ -1,9 +1,12 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from model_batches import moving_hands
 from tiny_models import tiny_config, tiny_model
 
 from ghtt_core.checkpoint import save_checkpoint
+from ghtt_core.inference import EncodedObservation
 from ghtt_core.pipeline import FrameInput, PipelineConfig, StreamingPipeline
 from ghtt_core.results import Prediction, Recognition
 
@@ -235,3 +238,101 @@ def test_bad_frames_and_configs_are_rejected(model):
         StreamingPipeline(model, small_config(max_clips=32))
     with pytest.raises(ValueError, match="action_guided"):
         StreamingPipeline(tiny_model(with_action_block=False), small_config())
+
+
+# ---- the clip cache: only new clips go through the P-Enc, results stay those of a full re-encode ------------------
+
+
+def full_reencode_pipeline(model, config):
+    """The pipeline as it was before the clip cache: every result runs encode_observation on the whole history."""
+    pipeline = StreamingPipeline(model, config)
+
+    def encode_all_clips(clips) -> EncodedObservation:
+        frames = [frame for clip in clips for frame in clip]
+        joints = np.stack([f.joints for f in frames]).reshape(1, len(clips), CLIP, 2, 21, 3)
+        presence = np.stack([f.presence for f in frames]).reshape(1, len(clips), CLIP, 2)
+        frame_valid = np.array([f.real for f in frames]).reshape(1, len(clips), CLIP)
+        return pipeline.inference.encode_observation(joints, presence, frame_valid, config.max_fill_frames)
+
+    pipeline._encode = encode_all_clips
+    return pipeline
+
+
+def eventful_stream():
+    """26 clips before a reset and 7 after, with dropped frames, a hand away for a while, a clip without hands,
+    a hand leaving right before a result and changing object labels."""
+    first_frames = 26 * CLIP
+    presence = np.ones((first_frames, 2), bool)
+    presence[70:170, 0] = False  # the left hand is away for about 6 clips
+    presence[208:224] = False  # a whole clip without hands
+    presence[300:320, 1] = False  # the right hand is away at the end of the result at frame 319 (not predicted)
+    presence[350:352, 1] = False  # ... and misses the last 2 frames of the result at frame 351 (still predicted)
+    objects = ["cup"] * 100 + [None] * 150 + ["jar"] * (first_frames - 250)
+    first = stream(first_frames, presence=presence, objects=objects)
+    dropped = {40, 41, 42, 130, 250, 251, 390}  # camera frames lost: filled in by the pipeline
+    first = [frame for i, frame in enumerate(first) if i not in dropped]
+    after_jump = stream(7 * CLIP + 5, seed=3, start_ns=first[-1].stamp_ns + 2 * 10**9)  # > max_gap_s: a reset
+    return first + after_jump
+
+
+def assert_same_result(cached, full):
+    assert cached.frame_id == full.frame_id
+    np.testing.assert_array_equal(cached.stamps_ns, full.stamps_ns)
+    np.testing.assert_array_equal(cached.refined_presence, full.refined_presence)
+    np.testing.assert_allclose(cached.refined_joints, full.refined_joints, rtol=0, atol=1e-5)  # NaNs at equal places
+    assert (cached.recognition is None) == (full.recognition is None)
+    if full.recognition is not None:
+        a, b = cached.recognition, full.recognition
+        assert (a.stamp_ns, a.frame_id, a.observation_start_ns, a.observation_end_ns, a.num_clips, a.object_label) == (
+            b.stamp_ns, b.frame_id, b.observation_start_ns, b.observation_end_ns, b.num_clips, b.object_label)
+        assert [h.label for h in a.hypotheses] == [h.label for h in b.hypotheses]
+        np.testing.assert_allclose([h.score for h in a.hypotheses], [h.score for h in b.hypotheses], atol=1e-5)
+        np.testing.assert_allclose(a.latent, b.latent, rtol=0, atol=1e-5)
+    assert (cached.prediction is None) == (full.prediction is None)
+    if full.prediction is not None:
+        a, b = cached.prediction, full.prediction
+        assert (a.stamp_ns, a.frame_id, a.mode, a.conditioning_action.label, a.model_id) == (
+            b.stamp_ns, b.frame_id, b.mode, b.conditioning_action.label, b.model_id)
+        assert a.conditioning_action.score == pytest.approx(b.conditioning_action.score, abs=1e-5)
+        np.testing.assert_array_equal(a.hand_present, b.hand_present)
+        np.testing.assert_allclose(a.positions, b.positions, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(),
+    dict(clip_stride=8),  # the clip alignment changes from one result to the next
+    dict(clip_stride=37),  # results further apart than a clip: several new clips per result
+    dict(mode="pose_only", num_samples=2),
+])
+def test_cached_clip_encodings_give_the_results_of_a_full_reencode(model, overrides):
+    config = small_config(max_clips=16, **overrides)
+    cached, full = StreamingPipeline(model, config), full_reencode_pipeline(model, config)
+    frames = eventful_stream()
+    cached_results, full_results = push_all(cached, frames), push_all(full, frames)
+    assert [i for i, _ in cached_results] == [i for i, _ in full_results] and len(cached_results) >= 10
+    assert cached.stats == dataclasses.replace(full.stats, encoded_clips=cached.stats.encoded_clips)
+    assert cached.stats.resets == 1 and cached.stats.dropped_frames == 7
+    assert max(r.recognition.num_clips for _, r in full_results) >= 15  # a full history (minus a clip without hands)
+    assert any(not r.prediction.hand_present.all() for _, r in full_results)
+    for (_, a), (_, b) in zip(cached_results, full_results):
+        assert_same_result(a, b)
+    if config.clip_stride == CLIP:  # one new clip per result; the history is never encoded twice
+        assert cached.stats.encoded_clips == cached.stats.results
+    assert len(cached._clip_cache) <= config.max_clips * CLIP // np.gcd(CLIP, config.clip_stride)
+
+
+def test_clip_cache_is_emptied_by_a_reset_and_refilled_from_the_new_frames(model):
+    pipeline = StreamingPipeline(model, small_config())
+    frames = stream(3 * CLIP)
+    first = push_all(pipeline, frames)
+    assert pipeline.stats.encoded_clips == 3 and len(pipeline._clip_cache) == 3
+    pipeline.reset()
+    assert not pipeline._clip_cache
+    # the same frames again (same stamps, other joints) must be encoded anew, not taken from the cache
+    other = stream(3 * CLIP, seed=5)
+    second = push_all(pipeline, other)
+    expected = push_all(StreamingPipeline(model, small_config()), other)
+    assert pipeline.stats.encoded_clips == 6
+    for (_, a), (_, b) in zip(second, expected):
+        assert_same_result(a, b)
+    assert np.abs(first[-1][1].refined_joints - second[-1][1].refined_joints).max() > 1e-3

@@ -1,6 +1,9 @@
 """Lifecycle behaviour of the nodes: bad configs and model files leave a node unconfigured or inactive with a reported
 error (it never dies), autostart, read-on-configure parameters, device fallback, and freeing the model on deactivate."""
 
+import threading
+import time
+
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -12,7 +15,7 @@ from ghtt_ros.hand_estimator import HandEstimatorNode
 from ghtt_ros.node_base import resolve_device
 from ghtt_ros.pipeline_node import PipelineNode
 from ghtt_ros.visualizer import VisualizerNode
-from ros_fixtures import write_tiny_checkpoint
+from ros_fixtures import pose_messages, write_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +106,64 @@ def test_estimator_and_visualizer_configure_with_defaults_and_resnet_needs_a_che
     nodes += [visualizer, estimator]
     assert visualizer.start() is True and visualizer.device == "none"
     assert estimator.start() is False and "estimator_checkpoint" in estimator.error
+
+
+class _RecordingLogger:
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, message, **_):
+        self.warnings.append(message)
+
+    def __getattr__(self, name):  # info, error, ...: not recorded
+        return lambda *args, **kwargs: None
+
+
+@pytest.mark.parametrize("queue_size", [None, 8])  # None: the default pose_queue_size (64)
+def test_pipeline_queues_every_pose_while_the_model_is_busy_and_drops_only_beyond_the_bound(
+        ros_context, checkpoint, queue_size):
+    parameters = dict(checkpoint=str(checkpoint), device="cpu")
+    if queue_size is not None:
+        parameters["pose_queue_size"] = queue_size
+    node = _pipeline(ros_context, **parameters)
+    assert node.start() is True
+    bound = node.params["pose_queue_size"]
+    assert bound == (queue_size or 64)
+    release, pushed = threading.Event(), []
+    push = node.pipeline.push
+
+    def slow_push(frame):  # the model is busy with a result while poses keep arriving
+        pushed.append(frame.stamp_ns)
+        release.wait(10)
+        return push(frame)
+
+    node.pipeline.push = slow_push
+    logger = _RecordingLogger()
+    node.get_logger = lambda: logger
+    messages = pose_messages(bound + 4)
+    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in messages]
+    try:
+        node._on_hands(messages[0])
+        assert spin_wait(lambda: pushed, 5)  # the worker took pose 0 and blocks in the model
+        for msg in messages[1:bound + 1]:  # a whole queue of poses: all kept
+            node._on_hands(msg)
+        assert node.worker.pending == bound and node.stats.skipped == 0 and not logger.warnings
+        assert node.diagnostic_values()["queued_poses"] == bound
+        for msg in messages[bound + 1:]:  # beyond the bound: the oldest pending are discarded, counted, logged
+            node._on_hands(msg)
+        assert node.worker.pending == bound and node.stats.skipped == 3
+        assert len(logger.warnings) == 3 and "pose queue full" in logger.warnings[0]
+    finally:
+        release.set()
+    assert node.worker.wait_idle(30)
+    assert pushed == [stamps[0]] + stamps[4:]  # in stamp order, poses 1..3 discarded
+    stats = node.pipeline.stats
+    assert stats.frames == bound + 1 and stats.dropped_frames == 3  # the gap is filled in as missing frames
+    assert stats.results == (bound + 4) // 16 and node.stats.published == stats.results
+
+
+def spin_wait(condition, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
