@@ -460,7 +460,14 @@ class GHTTInference:
                 action_embedding=action_embedding,
                 generator=generator,
             ))  # (B, S, C-1, d)
-        future = self.pose_block.decode_mid(torch.cat(mids, dim=2))  # one P-Dec pass for all (B, S, C) mid-levels
+        return self.decode_midlevels(observation, torch.cat(mids, dim=2), horizon_frames)
+
+    @torch.no_grad()
+    def decode_midlevels(self, observation: EncodedObservation, mids: torch.Tensor, horizon_frames: int
+                         ) -> MotionForecast:
+        """mids (B, S, C, d): mid-level c decodes into future clip c (one P-Dec pass for all of them); the clips are
+        integrated continuously from the observation's base frame and cut to horizon_frames."""
+        future = self.pose_block.decode_mid(mids)
         return self._decode_forecast(observation.placement, observation.hand_present_at_end, future, horizon_frames)
 
     def generate_for_action(self, observation: EncodedObservation, action_label: str, **options) -> MotionForecast:

@@ -227,6 +227,33 @@ class ActionGuidedPredictor:
         return _per_label(self.inference, observation, windows.labels, options)
 
 
+@dataclass
+class TrueMidlevelPredictor:
+    """Diagnostic upper bound of P.b for the A-Block: the P-Dec decodes the P-Enc mu of the true future clips
+    0..C-2 (ground truth the predictor should not have) in place of the A-Dec's predictions, after the last observed
+    clip's mid-level. What remains is the error of the frozen P-Block's decoding and integration."""
+
+    inference: GHTTInference
+    name: str = "P-Dec of true future mid-levels"
+    stochastic: bool = False
+
+    def predict(self, windows, num_samples, generator):
+        observation = _one_clip_observation(self.inference, windows)
+        clip, horizon = self.inference.clip_len, windows.future_joints.shape[1]
+        true_clips = -(-horizon // clip) - 1  # mid-level c decodes into future clip c + 1
+        frames = true_clips * clip
+
+        def clips(x):
+            return x[:, :frames].reshape(len(windows), true_clips, clip, *x.shape[2:])
+
+        mids = observation.mu[:, -1:]
+        if true_clips:
+            truth = self.inference.encode_observation(clips(windows.future_joints), clips(windows.future_presence),
+                                                      clips(windows.future_valid))
+            mids = torch.cat([mids, truth.mu], dim=1)
+        return self.inference.decode_midlevels(observation, mids.unsqueeze(1), horizon)  # (B, 1, C, d) mid-levels
+
+
 def _per_label(inference: GHTTInference, observation, labels, options) -> MotionForecast:
     """Action-controlled generation, one call per ground-truth label (the call takes one label for a batch)."""
     joints, present = None, None

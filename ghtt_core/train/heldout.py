@@ -5,7 +5,8 @@ ghtt_core.evaluate.protocols:
 * refinement: MPJPE (absolute, root-relative, RA, PA) of the estimated input and of the P-Enc refinement vs ground truth;
 * recognition (full checkpoints): top-1 accuracy without and with the ground-truth object token, vs chance;
 * prediction (full checkpoints): P.b and a zero-velocity baseline on windows with >= 1 s / >= 2 s of action left:
-  deterministic ADE/FDE, best-of-S ADE, and the error at 1 s and 2 s into the future.
+  deterministic ADE/FDE, best-of-S ADE, and the error at 1 s and 2 s into the future; plus the P-Dec decoding of the
+  true future mid-levels (what P.b would reach with a perfect A-Block, the P-Block's share of the error).
 The full paper report (baselines, FID, APD, tables) is `ghtt benchmark`.
 """
 
@@ -81,7 +82,8 @@ def prediction_report(inference: GHTTInference, sequences, num_random_samples: i
             keep = torch.randperm(len(windows), generator=torch.Generator().manual_seed(seed))[:max_windows]
             windows = windows.select(keep.sort().values)
         rows = {"windows": len(windows)}
-        for predictor in (protocols.ActionGuidedPredictor(inference), protocols.ZeroVelocityPredictor()):
+        for predictor in (protocols.ActionGuidedPredictor(inference), protocols.ZeroVelocityPredictor(),
+                          protocols.TrueMidlevelPredictor(inference)):
             record = protocols.evaluate_prediction(predictor, windows, num_random_samples=num_random_samples,
                                                    seed=seed)
             row = {

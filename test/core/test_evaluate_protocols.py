@@ -4,16 +4,18 @@ import numpy as np
 import pytest
 import torch
 from model_batches import canonical_hands
+from tiny_models import tiny_model
 
 from ghtt_core.data.sequence import ActionSegment, HandSequence
 from ghtt_core.evaluate.protocols import (
     ConstantVelocityPredictor,
+    TrueMidlevelPredictor,
     ZeroVelocityPredictor,
     evaluate_prediction,
     prediction_windows,
     recognition_sequences,
 )
-from ghtt_core.inference import MotionForecast
+from ghtt_core.inference import GHTTInference, MotionForecast
 from ghtt_core.taxonomy import ActionLabel, Taxonomy
 
 TAXONOMY = Taxonomy(actions=(ActionLabel("open jar", "open", "jar"), ActionLabel("pour cup", "pour", "cup")),
@@ -166,3 +168,24 @@ def test_evaluate_prediction_rejects_nan_for_a_hand_it_claims_to_predict():
     windows = prediction_windows([frame_coded_sequence()], TAXONOMY, min_remaining_frames=30)
     with pytest.raises(ValueError, match="NaN"):
         evaluate_prediction(Broken(), windows)
+
+
+def test_true_midlevel_predictor_decodes_the_observation_then_the_true_future_clips():
+    windows = prediction_windows([frame_coded_sequence()], TAXONOMY, min_remaining_frames=30)
+    inference = GHTTInference(tiny_model())
+    decoded = []
+    decode = inference.decode_midlevels
+    inference.decode_midlevels = lambda observation, mids, horizon: decoded.append(mids) or decode(
+        observation, mids, horizon)
+    forecast = evaluate_prediction(TrueMidlevelPredictor(inference), windows, num_random_samples=5)
+    (mids,) = decoded
+    assert mids.shape == (len(windows), 1, 6, inference.pose_block.d_model)  # 96 frames: clip 0 + 5 true clips
+    observed = inference.encode_observation(windows.observed_joints.unsqueeze(1),
+                                            windows.observed_presence.unsqueeze(1))
+    torch.testing.assert_close(mids[:, 0, 0], observed.mu[:, 0])
+    # mid-level c + 1 is the P-Enc mu of true future clip c, alone
+    clip = windows.future_joints[:, 16:32].unsqueeze(1)
+    alone = inference.encode_observation(clip, windows.future_presence[:, 16:32].unsqueeze(1),
+                                         windows.future_valid[:, 16:32].unsqueeze(1))
+    torch.testing.assert_close(mids[:, 0, 2], alone.mu[:, 0])
+    assert forecast.num_random_samples == 0 and forecast.deterministic_ade.isfinite().all()
