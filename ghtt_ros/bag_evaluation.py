@@ -649,7 +649,6 @@ class _ImagePacer:
         self.published = 0  # images
         self.camera_infos = 0
         self.labels_published = 0
-        self._label_time = 0.0
         self.publish_times = {}  # image stamp -> monotonic time
 
     def images_estimated(self):
@@ -663,11 +662,7 @@ class _ImagePacer:
     def label_taken(self):
         if not self.labels_published:
             return True
-        # The node keeps the topic's label in _topic_object_label; without that attribute, allow the message 50 ms.
-        current = getattr(self.pipeline, "_topic_object_label", None)
-        if current is None:
-            return time.monotonic() - self._label_time > 0.05
-        return current == self.labels[self.labels_published - 1]
+        return self.pipeline.topic_object_label == self.labels[self.labels_published - 1]
 
     def __call__(self, topic, stamp_ns):
         if topic == IMAGE_TOPIC:
@@ -689,7 +684,6 @@ class _ImagePacer:
             _wait_or_raise(lambda: self.images_estimated() and self.poses_waiting() <= 0, self.timeout_s,
                            lambda: f"the pipeline did not catch up in {self.timeout_s} s")
             self.labels_published += 1
-            self._label_time = time.monotonic()
 
 
 def _wait(condition, timeout_s, period_s=0.02):

@@ -122,6 +122,11 @@ class PipelineNode(GhttNode):
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
 
+    @property
+    def topic_object_label(self) -> str:
+        """The last label received on the object_label topic ("" before any)."""
+        return self._topic_object_label
+
     def cleanup(self):
         for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
