@@ -101,8 +101,9 @@ def _concat_clip_fields(values):
 
 
 @dataclass
-class EncodedObservation:
-    """P-Enc outputs for every clip of an observation (B items, K clips, N frames per clip).
+class EncodedObservation(ClipEncodings):
+    """P-Enc outputs for every clip of an observation (B items, K clips, N frames per clip), plus where its
+    predictions go.
 
     hand_features: per-clip HandFeatures (leading dims (B, K)); each clip's first frame has identity velocity.
     encoder_valid: (B, K, N) frames the P-Enc attends to: real frames with at least one hand.
@@ -115,13 +116,6 @@ class EncodedObservation:
     hand_present_at_end: (B, 2) hands seen within the end tolerance: only these are predicted.
     """
 
-    hand_features: HandFeatures
-    encoder_valid: torch.Tensor
-    clip_valid: torch.Tensor
-    mu: torch.Tensor
-    logvar: torch.Tensor
-    tokens: torch.Tensor
-    refined: torch.Tensor
     placement: HandPlacement
     hand_present_at_end: torch.Tensor
 
@@ -312,13 +306,7 @@ class GHTTInference:
         placement = placement_from_features(_flatten_clips(encoded.hand_features))
         num_frames = encoded.encoder_valid.shape[1] * encoded.encoder_valid.shape[2]
         return EncodedObservation(
-            hand_features=encoded.hand_features,
-            encoder_valid=encoded.encoder_valid,
-            clip_valid=encoded.clip_valid,
-            mu=encoded.mu,
-            logvar=encoded.logvar,
-            tokens=encoded.tokens,
-            refined=encoded.refined,
+            **{name: getattr(encoded, name) for name in ClipEncodings.__dataclass_fields__},
             placement=placement,
             hand_present_at_end=_present_at_end(placement, num_frames, end_tolerance_frames),
         )
