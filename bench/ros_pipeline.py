@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 import torch
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -251,7 +251,7 @@ def main(argv=None):
     graphs = start_graphs(args.checkpoint, args.device, args.num_samples, 120.0)
     rclpy.init()
     node = rclpy.create_node("ghtt_bench_probe")
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
     try:

@@ -708,7 +708,7 @@ def run_live(bag: EvaluationBag, checkpoint, config: PipelineConfig, output_bag,
     publishing a clip's last input to receiving its refined clip (wall clock). timeout_s bounds every wait for the
     graph (a stalled graph gives a partial result, never a hang)."""
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -749,7 +749,7 @@ def run_live(bag: EvaluationBag, checkpoint, config: PipelineConfig, output_bag,
                        CAMERA_INFO_TOPIC: estimator_node}
         player = BagPlayer(node, bag.path, rate=rate, topics=list(bag.input_topics), remap=targets,
                            before_publish=pacer)
-        executor = MultiThreadedExecutor(num_threads=2, context=context)
+        executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         executor.add_node(recorder)
         threading.Thread(target=executor.spin, name="ghtt-bag-eval-executor", daemon=True).start()

@@ -238,15 +238,15 @@ class Demo:
     def _stream_and_record(self, graphs, bag_path):
         """Feeds both inputs through the running graphs while recording every topic; -> (bag path, counts)."""
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         from ghtt_ros.bag import BagRecorder
 
         rclpy.init()
         node = rclpy.create_node("ghtt_demo")
-        # A deep queue: the recorder shares two executor threads with the monitors on a loaded CPU.
+        # A deep queue: the recorder shares the executor thread with the monitors on a loaded CPU.
         recorder = BagRecorder(bag_path, topics=None, storage="mcap", queue_depth=1000)
-        executor = MultiThreadedExecutor(num_threads=2)
+        executor = SingleThreadedExecutor()  # see ghtt_ros.runner: a multi-threaded one starves the graph
         executor.add_node(node)
         executor.add_node(recorder)
         threading.Thread(target=executor.spin, name="ghtt-demo-executor", daemon=True).start()

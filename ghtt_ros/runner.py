@@ -5,8 +5,10 @@
     runner.nodes["ghtt_pipeline"]          # the node objects (composed mode)
     runner.stop()
 
-mode "composed": every node in this process on one MultiThreadedExecutor (own rclpy context, so the caller may use
-rclpy too). mode "process": one `python -m ghtt_ros.<node>` subprocess per node with a generated parameter file; the
+mode "composed": every node in this process on one SingleThreadedExecutor (own rclpy context, so the caller may use
+rclpy too). The callbacks only convert messages and hand frames to each node's worker thread; rclpy's
+MultiThreadedExecutor busy-polls in Python while data waits for a running callback and starved those workers of the
+GIL (the pose path skipped a quarter of its poses at 30 Hz; docs/ros.md, "Benchmarks"). mode "process": one `python -m ghtt_ros.<node>` subprocess per node with a generated parameter file; the
 children inherit this process's environment (ROS_DOMAIN_ID, discovery range, ...). CLI: `python -m ghtt_ros.runner
 config/graph.yaml` or `ghtt-ros run config/graph.yaml` (see ghtt_ros.cli).
 """
@@ -26,7 +28,7 @@ import yaml
 from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import GetState
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from rclpy.parameter import Parameter
 
@@ -50,13 +52,12 @@ def node_class(launch):
 
 
 class GraphRunner:
-    def __init__(self, graph, overrides=None, namespace=None, mode="composed", executor_threads=4):
+    def __init__(self, graph, overrides=None, namespace=None, mode="composed"):
         """graph: path of a graph YAML or its parsed dict. overrides: {node name: {parameter: value}}."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.launches = load_graph(graph, namespace=namespace, parameter_overrides=overrides)
         self.mode = mode
-        self.executor_threads = executor_threads
         self.nodes = {}
         self.processes = {}
         self._context = None
@@ -83,7 +84,7 @@ class GraphRunner:
         os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", dds_environment()["FASTDDS_DEFAULT_PROFILES_FILE"])
         self._context = Context()
         rclpy.init(args=[], context=self._context, signal_handler_options=SignalHandlerOptions.NO)
-        self._executor = MultiThreadedExecutor(num_threads=self.executor_threads, context=self._context)
+        self._executor = SingleThreadedExecutor(context=self._context)
         for launch in self.launches:
             node = node_class(launch)(
                 launch.name, namespace=launch.namespace, context=self._context, use_global_arguments=False,
