@@ -133,10 +133,9 @@ def read_image_file(path, index):
 def _image_records(sequence: HandSequence, stamps, frame_id, nouns, object_labels):
     """Records of the image input: Image + CameraInfo per frame (decoded when written), /object_label when the
     object changes (and at the first frame)."""
-    from sensor_msgs.msg import CameraInfo
     from std_msgs.msg import String
 
-    from ghtt_ros.images import array_to_image
+    from ghtt_ros.images import array_to_image, intrinsics_to_camera_info
 
     paths = check_sequence_images(sequence)
     records = []
@@ -148,15 +147,8 @@ def _image_records(sequence: HandSequence, stamps, frame_id, nouns, object_label
 
     def camera_info(i):
         bgr = decoded[i] = read_image_file(paths[i], i)
-        msg = CameraInfo(width=bgr.shape[1], height=bgr.shape[0], distortion_model="plumb_bob")
-        msg.header.stamp = ns_to_stamp(int(stamps[i]))
-        msg.header.frame_id = frame_id
-        k = CameraIntrinsics.from_matrix(sequence.intrinsics, bgr.shape[1], bgr.shape[0]).matrix
-        msg.k = k.reshape(-1).tolist()
-        msg.d = [0.0] * 5
-        msg.r = np.eye(3).reshape(-1).tolist()
-        msg.p = np.hstack([k, np.zeros((3, 1))]).reshape(-1).tolist()
-        return msg
+        intrinsics = CameraIntrinsics.from_matrix(sequence.intrinsics, bgr.shape[1], bgr.shape[0])
+        return intrinsics_to_camera_info(intrinsics, int(stamps[i]), frame_id)
 
     def image(i):
         bgr = decoded.pop(i) if i in decoded else read_image_file(paths[i], i)

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sensor_msgs.msg import CameraInfo
 
 from ghtt_core.data.sequence import HandSequence
 from ghtt_core.data.synthetic.generator import GeneratorConfig, generate_recording, make_subjects
 from ghtt_core.estimator.camera import DEFAULT_HORIZONTAL_FOV_DEG, CameraIntrinsics
-from ghtt_ros.convert import TwoHandArrays, ns_to_stamp, two_hand_pose_to_msg
-from ghtt_ros.images import array_to_image
+from ghtt_ros.convert import TwoHandArrays, two_hand_pose_to_msg
+from ghtt_ros.images import array_to_image, intrinsics_to_camera_info
 
 _NS_PER_S = 1_000_000_000
 # Recordings at this index and above are never part of a generated training set (their default size is 175).
@@ -27,18 +26,6 @@ DEMO_RECORDING_INDEX = 100_000
 
 class SourceError(RuntimeError):
     """A demo input that cannot be produced (missing or unreadable video, bad options)."""
-
-
-def camera_info_msg(intrinsics: CameraIntrinsics, stamp_ns, frame_id):
-    msg = CameraInfo(width=intrinsics.width, height=intrinsics.height, distortion_model="plumb_bob")
-    msg.header.stamp = ns_to_stamp(stamp_ns)
-    msg.header.frame_id = frame_id
-    k = intrinsics.matrix
-    msg.k = k.reshape(-1).tolist()
-    msg.d = [0.0] * 5
-    msg.r = np.eye(3).reshape(-1).tolist()
-    msg.p = np.hstack([k, np.zeros((3, 1))]).reshape(-1).tolist()
-    return msg
 
 
 @dataclass
@@ -90,7 +77,7 @@ class VideoSource:
     def messages(self, frame: VideoFrame):
         """-> (Image, CameraInfo) of one frame, both with the frame's stamp."""
         return (array_to_image(frame.bgr, "bgr8", frame.stamp_ns, self.frame_id),
-                camera_info_msg(self.intrinsics, frame.stamp_ns, self.frame_id))
+                intrinsics_to_camera_info(self.intrinsics, frame.stamp_ns, self.frame_id))
 
 
 class SyntheticActionSource:

@@ -5,7 +5,7 @@ inconsistent sizes raise ValueError with the reason.
 """
 
 import numpy as np
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 
 from ghtt_core.estimator.camera import CameraIntrinsics, depth_image_to_metres
 from ghtt_ros.convert import ns_to_stamp
@@ -58,6 +58,19 @@ def camera_info_to_intrinsics(msg):
         raise ValueError(f"CameraInfo of frame {msg.header.frame_id!r} has no calibration (fx={k[0, 0]}, "
                          f"fy={k[1, 1]}); calibrate the camera or set use_camera_info false")
     return CameraIntrinsics.from_matrix(k, msg.width, msg.height)
+
+
+def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, stamp_ns, frame_id):
+    """CameraIntrinsics -> CameraInfo of an undistorted pinhole camera (plumb_bob, zero distortion, P = [K | 0])."""
+    msg = CameraInfo(width=intrinsics.width, height=intrinsics.height, distortion_model="plumb_bob")
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    k = intrinsics.matrix
+    msg.k = k.reshape(-1).tolist()
+    msg.d = [0.0] * 5
+    msg.r = np.eye(3).reshape(-1).tolist()
+    msg.p = np.hstack([k, np.zeros((3, 1))]).reshape(-1).tolist()
+    return msg
 
 
 def array_to_image(array, encoding, stamp_ns, frame_id):
