@@ -63,7 +63,7 @@ def load_sequence(source, root=None, split=None, view=None, name=None, seed=0, a
 
 
 def _from_dataset(args):
-    from ghtt_ros.bag_evaluation import write_dataset_bag
+    from ghtt_ros.bag_dataset import write_dataset_bag
 
     sequence = load_sequence(args.source, args.root, args.split, args.view, args.sequence, args.seed, args.actions)
     counts = write_dataset_bag(sequence, args.output, input_kind=args.input, storage=args.storage,
@@ -92,7 +92,8 @@ def evaluate_bag(bag_path, output, modes, checkpoint, config, device="cpu", rate
     "throughput": {mode: x real time}, "input": what was evaluated}."""
     from ghtt_core.evaluate.stream_report import write_stream_report
     from ghtt_core.evaluate.stream_scoring import score_differences, score_stream
-    from ghtt_ros.bag_evaluation import estimator_parameters, read_evaluation_bag, run_live, run_offline
+    from ghtt_ros.bag_evaluation import estimator_parameters, read_evaluation_bag, run_offline
+    from ghtt_ros.bag_live import run_live
 
     output = Path(output)
     if "live" in modes and (output / "live" / "outputs_bag").exists():

@@ -1,5 +1,5 @@
-"""Validation and colour handling of images entering the estimators: every backend receives an RGB uint8 (H, W, 3)
-C-contiguous array, and bad input fails early with a ValueError that says what is wrong."""
+"""Reading, validation and colour handling of images entering the estimators: every backend receives an RGB uint8
+(H, W, 3) C-contiguous array, and bad input fails early with a ValueError that says what is wrong."""
 
 from pathlib import Path
 
@@ -41,8 +41,9 @@ def as_rgb_image(image, channel_order="rgb", min_side=MIN_IMAGE_SIDE, max_side=M
     return np.ascontiguousarray(colour)
 
 
-def read_rgb_image(path):
-    """Read an image file (anything OpenCV decodes) as validated RGB uint8."""
+def read_bgr_image(path):
+    """Read an image file (anything OpenCV decodes) as OpenCV decodes it: BGR uint8 (H, W, 3), not validated (the
+    image bags store these pixels as they are; read_rgb_image validates them for the estimators)."""
     import cv2
 
     path = Path(path)
@@ -51,4 +52,9 @@ def read_rgb_image(path):
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"could not decode image file: {path}")
-    return as_rgb_image(bgr, channel_order="bgr")
+    return bgr
+
+
+def read_rgb_image(path):
+    """Read an image file (anything OpenCV decodes) as validated RGB uint8."""
+    return as_rgb_image(read_bgr_image(path), channel_order="bgr")

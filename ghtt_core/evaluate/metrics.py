@@ -322,3 +322,48 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 def fid(features_a, features_b) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (N_a, D) and (N_b, D)."""
     return frechet_distance(*gaussian_statistics(features_a), *gaussian_statistics(features_b))
+
+
+@dataclass
+class PairedDifference:
+    """mean of (a - b) over the entries where both count, with a bootstrap confidence interval (same unit as a, b)."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    entries: int
+    windows: int
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "ci95": [self.ci_low, self.ci_high], "entries": self.entries,
+                "windows": self.windows}
+
+
+def paired_difference(a, b, num_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> PairedDifference:
+    """Paired comparison of two per-window, per-hand metrics a, b (W, 2) (e.g. HandMetric.values of two predictors on
+    the same windows; NaN = does not count).
+
+    The mean difference is taken over the (window, hand) entries where both count, as the overall metric means are.
+    The interval is a percentile bootstrap that resamples whole windows (both hands of a window are correlated), so
+    "the interval excludes 0" means the difference is unlikely to come from the choice of windows.
+    """
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.shape != b.shape or a.dim() != 2:
+        raise ValueError(f"a and b must both be (W, hands), got {tuple(a.shape)} and {tuple(b.shape)}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    counted = ~(torch.isnan(a) | torch.isnan(b))
+    window_sum = torch.where(counted, a - b, 0.0).sum(dim=1)
+    window_count = counted.sum(dim=1).double()
+    used = window_count > 0
+    window_sum, window_count = window_sum[used], window_count[used]
+    if not len(window_sum):
+        nan = float("nan")
+        return PairedDifference(nan, nan, nan, 0, 0)
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(window_sum), (num_resamples, len(window_sum)), generator=generator)
+    resampled = window_sum[picks].sum(dim=1) / window_count[picks].sum(dim=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = torch.quantile(resampled, torch.tensor([tail, 1.0 - tail], dtype=torch.float64)).tolist()
+    return PairedDifference(float(window_sum.sum() / window_count.sum()), low, high, int(window_count.sum()),
+                            len(window_sum))

@@ -5,8 +5,9 @@ ghtt_core.evaluate.protocols:
 * refinement: MPJPE (absolute, root-relative, RA, PA) of the estimated input and of the P-Enc refinement vs ground truth;
 * recognition (full checkpoints): top-1 accuracy without and with the ground-truth object token, vs chance;
 * prediction (full checkpoints): P.b and a zero-velocity baseline on windows with >= 1 s / >= 2 s of action left:
-  deterministic ADE/FDE, best-of-S ADE, and the error at 1 s and 2 s into the future; plus the P-Dec decoding of the
-  true future mid-levels (what P.b would reach with a perfect A-Block, the P-Block's share of the error).
+  deterministic ADE/FDE, best-of-S ADE, and the error at 1 s and 2 s into the future; the paired difference P.b - zero
+  velocity with a 95 % bootstrap interval over windows; plus the P-Dec decoding of the true future mid-levels (what
+  P.b would reach with a perfect A-Block, the P-Block's share of the error).
 The full paper report (baselines, FID, APD, tables) is `ghtt benchmark`.
 """
 
@@ -18,7 +19,8 @@ import time
 import torch
 
 from ghtt_core.evaluate import protocols
-from ghtt_core.evaluate.metrics import mpjpe, mpjpe_pa, mpjpe_ra, mpjpe_root_relative, top1_accuracy
+from ghtt_core.evaluate.metrics import (mpjpe, mpjpe_pa, mpjpe_ra, mpjpe_root_relative, paired_difference,
+                                        top1_accuracy)
 from ghtt_core.inference import GHTTInference
 from ghtt_core.taxonomy import Taxonomy
 
@@ -78,14 +80,16 @@ def prediction_report(inference: GHTTInference, sequences, num_random_samples: i
     taxonomy = inference.model.taxonomy
     for protocol, min_frames in PROTOCOL_FRAMES.items():
         windows = protocols.prediction_windows(sequences, taxonomy, min_frames)
-        if len(windows) > max_windows:
+        if 0 < max_windows < len(windows):
             keep = torch.randperm(len(windows), generator=torch.Generator().manual_seed(seed))[:max_windows]
             windows = windows.select(keep.sort().values)
         rows = {"windows": len(windows)}
+        records = {}
         for predictor in (protocols.ActionGuidedPredictor(inference), protocols.ZeroVelocityPredictor(),
                           protocols.TrueMidlevelPredictor(inference)):
             record = protocols.evaluate_prediction(predictor, windows, num_random_samples=num_random_samples,
                                                    seed=seed)
+            records[predictor.name] = record
             row = {
                 "ade": _nanmean(record.deterministic_ade),
                 "fde": _nanmean(record.deterministic_fde),
@@ -96,6 +100,11 @@ def prediction_report(inference: GHTTInference, sequences, num_random_samples: i
                 row["ade_best_of_samples"] = _nanmean(record.ade_best)
                 row["apd"] = _nanmean(record.apd)
             rows[predictor.name] = row
+        guided, held = records[protocols.ActionGuidedPredictor.name], records[protocols.ZeroVelocityPredictor.name]
+        rows["P.b minus zero velocity"] = {
+            metric: paired_difference(getattr(guided, f"deterministic_{metric}"),
+                                      getattr(held, f"deterministic_{metric}"), seed=seed).to_dict()
+            for metric in ("ade", "fde")}
         report[protocol] = rows
     return report
 

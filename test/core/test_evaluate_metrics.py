@@ -192,3 +192,33 @@ def test_fid_of_feature_sets():
     assert metrics.fid(features, features) == pytest.approx(0.0, abs=1e-6)
     shift = np.linspace(-1.0, 1.0, 8)
     assert metrics.fid(features, features + shift) == pytest.approx(float(shift @ shift), rel=1e-6)
+
+
+def test_paired_difference_mean_ignores_entries_where_either_side_does_not_count():
+    a = torch.tensor([[10.0, 20.0], [30.0, float("nan")], [float("nan"), float("nan")]])
+    b = torch.tensor([[8.0, 21.0], [25.0, 1.0], [3.0, float("nan")]])
+    result = metrics.paired_difference(a, b)
+    assert result.mean == pytest.approx((2.0 - 1.0 + 5.0) / 3)
+    assert (result.entries, result.windows) == (3, 2)
+    assert result.ci_low <= result.mean <= result.ci_high
+
+
+def test_paired_difference_interval_covers_a_known_shift_and_shrinks_with_more_windows():
+    generator = torch.Generator().manual_seed(0)
+    widths = []
+    for windows in (50, 800):
+        b = 100.0 + 30.0 * torch.randn(windows, 2, generator=generator, dtype=torch.float64)
+        a = b + 2.0 + 5.0 * torch.randn(windows, 2, generator=generator, dtype=torch.float64)
+        result = metrics.paired_difference(a, b, seed=1)
+        assert result.ci_low < 2.0 < result.ci_high
+        widths.append(result.ci_high - result.ci_low)
+    assert widths[1] < widths[0] / 2  # about 1/sqrt(16)
+    identical = metrics.paired_difference(b, b)
+    assert (identical.mean, identical.ci_low, identical.ci_high) == (0.0, 0.0, 0.0)
+
+
+def test_paired_difference_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="must both be"):
+        metrics.paired_difference(torch.zeros(3, 2), torch.zeros(4, 2))
+    empty = metrics.paired_difference(torch.full((2, 2), float("nan")), torch.zeros(2, 2))
+    assert empty.entries == 0 and math.isnan(empty.mean)

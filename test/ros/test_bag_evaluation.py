@@ -1,6 +1,7 @@
-"""Rosbag replay evaluation (ghtt_ros.bag_evaluation, `ghtt-bag from-dataset / evaluate`): a synthetic sequence
-becomes a bag with inputs and ground truth; replaying it through the live ghtt_pipeline node (sim time, DDS) gives
-the same scores as the in-process pipeline; bad bags give clear errors or partial reports, never a hang."""
+"""Rosbag replay evaluation (ghtt_ros.bag_dataset, bag_evaluation, bag_live; `ghtt-bag from-dataset / evaluate`): a
+synthetic sequence becomes a bag with inputs and ground truth; replaying it through the live ghtt_pipeline node (sim
+time, DDS) gives the same scores as the in-process pipeline; bad bags give clear errors or partial reports, never a
+hang."""
 
 import json
 import os
@@ -23,7 +24,8 @@ from ghtt_core.evaluate.stream_scoring import score_differences
 from ghtt_ros import bag_cli
 from ghtt_ros.bag import (ROSBAG2_VERSION, STORAGES, BagError, BagPlayer, bag_info, make_typestore, parse_remappings,
                           read_messages, read_raw)
-from ghtt_ros.bag_evaluation import DEFAULT_START_NS, EVAL_NAMESPACE, GT_ACTION_TOPIC, GT_HANDS_TOPIC, INPUT_TOPIC
+from ghtt_ros.bag_dataset import DEFAULT_START_NS, GT_ACTION_TOPIC, GT_HANDS_TOPIC, INPUT_TOPIC
+from ghtt_ros.bag_evaluation import EVAL_NAMESPACE
 from ghtt_ros.convert import stamp_to_ns, two_hand_pose_from_msg
 from ghtt_ros.demo_sources import SyntheticActionSource
 from ros_fixtures import write_tiny_checkpoint

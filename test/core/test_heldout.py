@@ -1,0 +1,51 @@
+"""`ghtt training-report` on a full checkpoint (ghtt_core.train.heldout): every section, and the paired P.b - zero
+velocity comparison agrees with the two predictors' own rows."""
+
+import math
+
+import numpy as np
+import torch
+from model_batches import moving_hands
+from training_data import taxonomy_and_embeddings, tiny_config
+
+from ghtt_core.action_block import ActionBlock
+from ghtt_core.checkpoint import ModelCheckpoint
+from ghtt_core.data.sequence import ActionSegment, HandSequence
+from ghtt_core.pose_block import PoseBlock
+from ghtt_core.train.heldout import heldout_report
+
+
+def _long_action_sequences():
+    sequences = []
+    for index in range(2):
+        joints = moving_hands(1, 150, seed=index)[0].numpy()
+        presence = np.ones(joints.shape[:2], dtype=bool)
+        presence[100:120, 0] = False  # one hand leaves for a while
+        segments = [ActionSegment(0, 130, "pour cup", "pour", "cup"), ActionSegment(130, 150, "open box", "open",
+                                                                                     "box")]
+        sequences.append(HandSequence(f"seq{index}", joints, presence, actions=segments))
+    return sequences
+
+
+def test_full_report_has_every_section_and_a_consistent_paired_difference():
+    torch.manual_seed(0)
+    sequences = _long_action_sequences()
+    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
+    config = tiny_config()
+    config.action.max_clips = 8  # the protocol's 96 future frames need 5 A-Dec clips
+    checkpoint = ModelCheckpoint(config=config, pose_block=PoseBlock(config.pose).eval(),
+                                 action_block=ActionBlock(config.action).eval(), taxonomy=taxonomy,
+                                 label_embeddings=embeddings, model_id="tiny-heldout")
+    report = heldout_report(checkpoint, sequences, num_random_samples=2, max_windows=0)
+    assert report["recognition"]["actions"] == 4
+    for protocol, windows in (("1s", 14), ("2s", 10)):  # starts every 16 frames leaving >= 30 / 60 frames
+        rows = report["prediction_mm"][protocol]
+        assert rows["windows"] == windows
+        guided, held = rows["G-HTT P.b"], rows["zero velocity"]
+        difference = rows["P.b minus zero velocity"]
+        for metric in ("ade", "fde"):
+            assert math.isclose(difference[metric]["mean"], guided[metric] - held[metric], rel_tol=1e-9,
+                                abs_tol=1e-9)
+            low, high = difference[metric]["ci95"]
+            assert low <= difference[metric]["mean"] <= high
+            assert difference[metric]["windows"] == windows
