@@ -32,10 +32,13 @@ _REPORTED_ESTIMATOR_PARAMETERS = ("backend", "estimator_checkpoint", "model_comp
 
 # ---- from-dataset -----------------------------------------------------------------------------------------------
 
-def load_sequence(source, root=None, split=None, view=None, name=None, seed=0, actions=3):
+def load_sequence(source, root=None, split=None, view=None, name=None, seed=0, actions=3, fine_grained_dir=None):
     """One HandSequence: `synthetic` generates one recording (seed, actions, view, as the demo does); `stored` reads a
     dataset in the ghtt format (`ghtt data generate` / `ghtt data convert` output); h2o, fpha, assemblyhands read the
-    released dataset with its reader. name picks a sequence (default: the first)."""
+    released dataset with its reader. name picks a sequence (default: the first). fine_grained_dir: assemblyhands
+    only, Assembly101's fine-grained-annotations folder (the actions; without it the sequence has none)."""
+    if fine_grained_dir is not None and source != "assemblyhands":
+        raise ValueError(f"--fine-grained-dir is for source assemblyhands, not {source!r}")
     if source == "synthetic":
         from ghtt_ros.demo_sources import SyntheticActionSource
 
@@ -51,7 +54,8 @@ def load_sequence(source, root=None, split=None, view=None, name=None, seed=0, a
 
         module_name, loader_name, splits, default_view = CONVERTIBLE_SOURCES[source]
         loader = getattr(importlib.import_module(module_name), loader_name)
-        sequences = loader(root, split=split or splits[-1], view=view or default_view)
+        extra = {"fine_grained_dir": fine_grained_dir} if fine_grained_dir is not None else {}
+        sequences = loader(root, split=split or splits[-1], view=view or default_view, **extra)
     if not sequences:
         raise ValueError(f"no sequences in {root} (source {source}, split {split}, view {view})")
     if name is None:
@@ -65,7 +69,8 @@ def load_sequence(source, root=None, split=None, view=None, name=None, seed=0, a
 def _from_dataset(args):
     from ghtt_ros.bag_dataset import write_dataset_bag
 
-    sequence = load_sequence(args.source, args.root, args.split, args.view, args.sequence, args.seed, args.actions)
+    sequence = load_sequence(args.source, args.root, args.split, args.view, args.sequence, args.seed, args.actions,
+                             args.fine_grained_dir)
     counts = write_dataset_bag(sequence, args.output, input_kind=args.input, storage=args.storage,
                                object_labels=not args.no_object_labels)
     print(f"wrote {args.output}: sequence {sequence.name!r}, {sequence.num_frames} frames, "
@@ -197,6 +202,9 @@ def build_parser():
     dataset.add_argument("--sequence", help="sequence name (default: the first)")
     dataset.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
     dataset.add_argument("--actions", type=int, default=3, help="synthetic: chained actions")
+    dataset.add_argument("--fine-grained-dir", type=Path,
+                         help="assemblyhands: Assembly101's fine-grained-annotations folder (train/validation/"
+                              "test.csv), the ground-truth actions (without it the bag has none)")
     dataset.add_argument("--input", choices=("auto", "estimated", "ground_truth", "images"), default="auto",
                          help="poses on /hands (auto: estimated when the dataset has them, else ground truth), or "
                               "images: the dataset's image files on /image + /camera_info (H2O, AssemblyHands)")

@@ -41,6 +41,9 @@ def register(subparsers):
     convert.add_argument("--out", required=True, type=Path, help="output folder (ghtt format, docs/dataset.md)")
     convert.add_argument("--splits", nargs="+", help="splits to convert (default: all of the dataset's splits)")
     convert.add_argument("--view", help="camera view (default: h2o cam4, fpha color, assemblyhands world)")
+    convert.add_argument("--fine-grained-dir", type=Path,
+                         help="assemblyhands: Assembly101's fine-grained-annotations folder (train/validation/"
+                              "test.csv) with the action segments; without it the converted sequences have no actions")
     convert.set_defaults(handler=_convert)
 
     card = commands.add_parser("card", help="difficulty baselines of a dataset (nearest neighbour, GRU, zero velocity)")
@@ -100,7 +103,11 @@ def _convert(args):
     module_name, loader_name, splits, default_view = CONVERTIBLE_SOURCES[args.source]
     loader = getattr(importlib.import_module(module_name), loader_name)
     view = args.view or default_view
-    sequences = [seq for split in (args.splits or splits) for seq in loader(args.input, split=split, view=view)]
+    if args.fine_grained_dir is not None and args.source != "assemblyhands":
+        raise ValueError(f"--fine-grained-dir is for source assemblyhands, not {args.source!r}")
+    extra = {"fine_grained_dir": args.fine_grained_dir} if args.fine_grained_dir is not None else {}
+    sequences = [seq for split in (args.splits or splits) for seq in loader(args.input, split=split, view=view,
+                                                                            **extra)]
     # One single-view recording per sequence; dataset paths become flat file names.
     recordings = (Recording.from_sequences([seq], seq.name.replace("/", "__")) for seq in sequences)
     index = write_dataset(args.out, recordings, provenance={"source": args.source, "input": str(args.input),

@@ -198,3 +198,22 @@ def test_assembly101_bad_pose_file(assembly101_root):
     pose_file.write_text("[]")
     with pytest.raises(DatasetFormatError, match="non-empty JSON list"):
         load_assembly101(assembly101_root, split="train")
+
+
+def test_cli_converts_assemblyhands_with_its_fine_grained_actions(assemblyhands_root, tmp_path):
+    from ghtt_core.cli import main
+    from ghtt_core.data.storage import StoredDataset
+
+    out = tmp_path / "converted"
+    assert main(["data", "convert", "assemblyhands", str(assemblyhands_root), "--out", str(out), "--splits", "val",
+                 "--fine-grained-dir", str(assemblyhands_root / "fine-grained-annotations")]) == 0
+    (converted,) = StoredDataset(out).sequences("val")
+    (loaded,) = load_assemblyhands(assemblyhands_root, split="val",
+                                   fine_grained_dir=assemblyhands_root / "fine-grained-annotations")
+    np.testing.assert_array_equal(converted.presence, loaded.presence)
+    np.testing.assert_allclose(converted.joints[converted.presence], loaded.joints[loaded.presence], atol=1e-6)
+    assert [(a.start, a.end, a.label) for a in converted.actions] == [(0, 2, "pick up screw"),
+                                                                       (2, 6, "screw arm with hand")]
+    with pytest.raises(ValueError, match="for source assemblyhands"):
+        main(["data", "convert", "fpha", str(assemblyhands_root), "--out", str(tmp_path / "x"),
+              "--fine-grained-dir", str(assemblyhands_root)])

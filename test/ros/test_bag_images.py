@@ -1,6 +1,7 @@
 """Image-input evaluation bags (`ghtt-bag from-dataset ... --input images`, `ghtt-bag evaluate` through the camera
 path): an H2O-format dataset folder whose rgb/ frames are real photos (../shared/fixtures/real_hands, resized small)
-becomes a bag with sensor_msgs/Image + CameraInfo per frame; evaluating it runs hand_estimator -> ghtt_pipeline live
+becomes a bag with sensor_msgs/Image + CameraInfo per frame (and so does an AssemblyHands folder with ego images and
+Assembly101 fine-grained actions); evaluating it runs hand_estimator -> ghtt_pipeline live
 (DDS, sim time) and the same per-image step + pipeline offline, with equal scores. Missing, corrupt or absent images
 are clear errors that name the file and leave no bag behind."""
 
@@ -12,8 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
+from ghtt_core.data.assembly import load_assemblyhands
 from ghtt_core.data.h2o import h2o_taxonomy
+from ghtt_core.data.joint_orders import ASSEMBLYHANDS_TO_GHTT
 from ghtt_core.evaluate.stream_scoring import score_differences
+from ghtt_core.skeleton import LEFT, RIGHT
 from ghtt_ros import bag_cli
 from ghtt_ros.bag import bag_info, read_messages
 from ghtt_ros.bag_dataset import (CAMERA_INFO_TOPIC, DEFAULT_START_NS, GT_ACTION_TOPIC, GT_HANDS_TOPIC, IMAGE_TOPIC,
@@ -78,6 +82,92 @@ def write_h2o_folder(root, photos):
 def from_dataset(root, bag, *extra):
     return bag_cli.main(["from-dataset", "h2o", "--root", str(root), "--split", "train", "--view", "cam4",
                          "--input", "images", "-o", str(bag), *extra])
+
+
+# AssemblyHands: one video seen by an ego camera (its images are mono, stored as 8-bit JPEGs), 60-fps annotation ids
+# with a gap (30-fps frame 53: image 000106.jpg, hands absent) and a frame without this camera's extrinsics (110).
+AH_VIDEO = "nusar-2021_action_both_9081-c11b_9081_user_id_2021-02-12_161433"
+AH_CAMERA, AH_OTHER_CAMERA = "HMC_21179183_mono10bit", "HMC_84346135_mono10bit"
+AH_SPLIT = "val"
+AH_IDS = (100, 102, 104, 108, 110, 112)  # -> 30-fps frames 50..56, first = 50
+AH_FIRST = 50
+AH_FRAMES = 7
+AH_IMAGE_IDS = (100, 102, 104, 106, 108, 110, 112)  # the file of each 30-fps frame
+AH_NO_EXTRINSICS = 110
+AH_LEFT_INVALID = 102  # a used left-hand joint is not valid: left hand absent
+# Assembly101 fine-grained rows (30-fps video frames, [start, end)), as (video/view, start, end, action, verb, noun).
+FINE_GRAINED_HEADER = ("id,video,start_frame,end_frame,action_id,verb_id,noun_id,action_cls,verb_cls,noun_cls,"
+                       "toy_id,toy_name,is_shared,is_RGB")
+AH_ROWS = ((f"{AH_VIDEO}/C10118_rgb.mp4", 40, 53, "pick up screw", "pick up", "screw"),
+           (f"{AH_VIDEO}/{AH_CAMERA}.mp4", 40, 53, "pick up screw", "pick up", "screw"),  # same segment, other view
+           (f"{AH_VIDEO}/C10118_rgb.mp4", 53, 60, "screw arm with hand", "screw", "arm"),
+           ("nusar-2021_action_both_9012-a01_9012_user_id_2021-02-01_101010/C10118_rgb.mp4", 50, 55,
+            "inspect diagram", "inspect", "diagram"))
+# The segments of the bag's sequence (frames from its first frame, clipped to it).
+AH_ACTIONS = ((0, 3, "pick up screw", "pick up", "screw"), (3, AH_FRAMES, "screw arm with hand", "screw", "arm"))
+AH_K = [[FX, 0.0, CX], [0.0, FY, CY], [0.0, 0.0, 1.0]]
+
+
+def _ah_cam_from_world(index):
+    """[R | t] of frame `index` (t in mm), x_cam = R x_world + t: a rotation about the optical axis and y."""
+    a, b = 0.1 * index, 0.3
+    rz = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    ry = np.array([[np.cos(b), 0.0, np.sin(b)], [0.0, 1.0, 0.0], [-np.sin(b), 0.0, np.cos(b)]])
+    return rz @ ry, np.array([20.0, -35.0, 400.0 + 5 * index])
+
+
+def write_assemblyhands_folder(root, fine_grained_dir, photos):
+    """The released AssemblyHands layout for one split (docs/datasets.md): annotations/<split>/ joint_3d JSON (world
+    mm, raw order right then left hand, tip to base, wrist last) and ego_calib JSON (K per camera, [R | t] per 60-fps
+    frame), images/ego_images_rectified/<split>/<video>/<camera>/%06d.jpg; Assembly101's fine-grained CSV. Returns
+    the camera-frame joints (frames, 2, 21, 3) in metres, ghtt order, of the annotated frames with extrinsics."""
+    camera_joints = moving_hands(AH_FRAMES, seed=5).astype(np.float64)
+    annotations, extrinsics = {}, {}
+    for frame_id in AH_IDS:
+        index = frame_id // 2 - AH_FIRST
+        rotation, translation_mm = _ah_cam_from_world(index)
+        world_mm = (camera_joints[index] * 1000.0 - translation_mm) @ rotation  # R^T (x_cam - t)
+        raw = np.zeros((42, 3))
+        for hand, offset in ((RIGHT, 0), (LEFT, 21)):
+            raw[offset + np.asarray(ASSEMBLYHANDS_TO_GHTT)] = world_mm[hand]
+        valid = np.ones(42)
+        if frame_id == AH_LEFT_INVALID:
+            valid[21 + 20] = 0  # left wrist
+        annotations[f"{frame_id:06d}"] = {"world_coord": raw.tolist(), "joint_valid": valid.tolist()}
+        if frame_id != AH_NO_EXTRINSICS:
+            rt = np.hstack([rotation, translation_mm[:, None]])
+            extrinsics[f"{frame_id:06d}"] = {AH_CAMERA: rt.tolist(), AH_OTHER_CAMERA: np.eye(3, 4).tolist()}
+    folder = root / "annotations" / AH_SPLIT
+    folder.mkdir(parents=True)
+    (folder / f"assemblyhands_{AH_SPLIT}_joint_3d_v1-1.json").write_text(
+        json.dumps({"annotations": {AH_VIDEO: annotations}}))
+    intrinsics = {AH_CAMERA: AH_K, AH_OTHER_CAMERA: [[300.0, 0.0, 320.0], [0.0, 300.0, 240.0], [0.0, 0.0, 1.0]]}
+    (folder / f"assemblyhands_{AH_SPLIT}_ego_calib_v1-1.json").write_text(
+        json.dumps({"calibration": {AH_VIDEO: {"intrinsics": intrinsics, "extrinsics": extrinsics}}}))
+    images = root / "images" / "ego_images_rectified" / AH_SPLIT / AH_VIDEO / AH_CAMERA
+    images.mkdir(parents=True)
+    for index, frame_id in enumerate(AH_IMAGE_IDS):
+        mono = cv2.cvtColor(photos[index], cv2.COLOR_BGR2GRAY)
+        assert cv2.imwrite(str(images / f"{frame_id:06d}.jpg"), mono)
+    fine_grained_dir.mkdir(parents=True)
+    rows = [f"{i},{video},{start},{end},1,2,3,{action},{verb},{noun},c11b,excavator,1,0"
+            for i, (video, start, end, action, verb, noun) in enumerate(AH_ROWS)]
+    (fine_grained_dir / "validation.csv").write_text(FINE_GRAINED_HEADER + "\n" + "\n".join(rows) + "\n")
+    return camera_joints, images
+
+
+def assemblyhands_from_dataset(root, fine_grained_dir, bag):
+    return bag_cli.main(["from-dataset", "assemblyhands", "--root", str(root), "--split", AH_SPLIT, "--view",
+                         AH_CAMERA, "--fine-grained-dir", str(fine_grained_dir), "--input", "images", "-o", str(bag)])
+
+
+def read_topics(bag):
+    """{topic: [(bag time, message)]} in bag order, and the topic order."""
+    messages, order = {}, []
+    for topic, bag_stamp, msg in read_messages(bag):
+        messages.setdefault(topic, []).append((bag_stamp, msg))
+        order.append(topic)
+    return messages, order
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +241,75 @@ def test_from_dataset_writes_the_images_camera_info_and_ground_truth(image_bag, 
                                   for label, start, end in ACTIONS]
     assert [(s, m.data) for s, m in messages[OBJECT_LABEL_TOPIC]] == [
         (frame_ns[start], taxonomy[label - 1][2]) for label, start, _ in ACTIONS]
+
+
+def test_from_dataset_assemblyhands_writes_ego_images_camera_info_and_ground_truth(tmp_path, photos):
+    root, fine_grained_dir = tmp_path / "assemblyhands", tmp_path / "assembly101" / "fine-grained-annotations"
+    camera_joints, images = write_assemblyhands_folder(root, fine_grained_dir, photos)
+    bag = tmp_path / "assemblyhands_images"
+    assert assemblyhands_from_dataset(root, fine_grained_dir, bag) == 0
+    assert bag_info(bag).topics == {IMAGE_TOPIC: ("sensor_msgs/msg/Image", AH_FRAMES),
+                                    CAMERA_INFO_TOPIC: ("sensor_msgs/msg/CameraInfo", AH_FRAMES),
+                                    OBJECT_LABEL_TOPIC: ("std_msgs/msg/String", len(AH_ACTIONS)),
+                                    GT_HANDS_TOPIC: ("ghtt/msg/TwoHandPose", AH_FRAMES),
+                                    GT_ACTION_TOPIC: ("ghtt/msg/ActionRecognition", len(AH_ACTIONS))}
+    messages, order = read_topics(bag)
+    frame_ns = (DEFAULT_START_NS + np.round(np.arange(AH_FRAMES) * 1e9 / 30.0).astype(np.int64)).tolist()
+    images_, infos, truth = messages[IMAGE_TOPIC], messages[CAMERA_INFO_TOPIC], messages[GT_HANDS_TOPIC]
+    assert [s for s, _ in images_] == [s for s, _ in infos] == [s for s, _ in truth] == frame_ns
+    assert [stamp_to_ns(m.header.stamp) for _, m in images_ + infos + truth] == frame_ns * 3
+    assert [t for t in order if t in (CAMERA_INFO_TOPIC, IMAGE_TOPIC)] == [CAMERA_INFO_TOPIC, IMAGE_TOPIC] * AH_FRAMES
+
+    # Each frame's file (the 60-fps id of its annotation; the gap frame's file by parity), as OpenCV decodes it.
+    for (_, image), frame_id in zip(images_, AH_IMAGE_IDS):
+        on_disk = cv2.imread(str(images / f"{frame_id:06d}.jpg"), cv2.IMREAD_COLOR)
+        assert (image.encoding, image.width, image.height, image.step) == ("bgr8", WIDTH, HEIGHT, 3 * WIDTH)
+        np.testing.assert_array_equal(np.frombuffer(image.data, np.uint8).reshape(HEIGHT, WIDTH, 3), on_disk)
+    # The recording's camera (not the other one of the calibration file), at the images' size.
+    for _, info in infos:
+        assert (info.width, info.height) == (WIDTH, HEIGHT)
+        np.testing.assert_allclose(np.array(info.k).reshape(3, 3), AH_K)
+
+    # Ground truth in the camera frame, metres: the fixture's camera-frame joints, and the loader's for this view.
+    arrays = [two_hand_pose_from_msg(m) for _, m in truth]
+    presence = np.array([a.presence for a in arrays])
+    expected_presence = np.ones((AH_FRAMES, 2), bool)
+    expected_presence[53 - AH_FIRST] = False  # no annotation
+    expected_presence[AH_NO_EXTRINSICS // 2 - AH_FIRST] = False  # no extrinsics for this camera
+    expected_presence[AH_LEFT_INVALID // 2 - AH_FIRST, LEFT] = False
+    np.testing.assert_array_equal(presence, expected_presence)
+    joints = np.array([a.joints for a in arrays])
+    assert np.isnan(joints[~presence]).all()
+    np.testing.assert_allclose(joints[presence], camera_joints[presence], atol=1e-6)
+    (sequence,) = load_assemblyhands(root, split=AH_SPLIT, view=AH_CAMERA, fine_grained_dir=fine_grained_dir)
+    np.testing.assert_array_equal(sequence.presence, presence)
+    np.testing.assert_allclose(joints[presence], sequence.joints[presence], atol=1e-6)  # float32 messages
+
+    # Actions: the video's fine-grained segments (duplicates across views once, other videos not), from frame 50.
+    actions = [m for _, m in messages[GT_ACTION_TOPIC]]
+    assert [(a.hypotheses[0].label, a.hypotheses[0].verb, a.hypotheses[0].noun, a.hypotheses[0].score,
+             stamp_to_ns(a.observation_start), stamp_to_ns(a.observation_end)) for a in actions] == [
+        (label, verb, noun, 1.0, frame_ns[start], frame_ns[end - 1]) for start, end, label, verb, noun in AH_ACTIONS]
+    assert [(s, m.data) for s, m in messages[OBJECT_LABEL_TOPIC]] == [
+        (frame_ns[start], noun) for start, _, _, _, noun in AH_ACTIONS]
+
+
+def test_assemblyhands_missing_image_world_view_or_misplaced_actions_are_clear_errors(tmp_path, photos, capsys):
+    root, fine_grained_dir = tmp_path / "assemblyhands", tmp_path / "fine-grained-annotations"
+    _, images = write_assemblyhands_folder(root, fine_grained_dir, photos)
+    missing = images / "000108.jpg"  # 30-fps frame 54 = sequence frame 4
+    missing.unlink()
+    assert assemblyhands_from_dataset(root, fine_grained_dir, tmp_path / "bag") == 1
+    assert f"image file of frame 4 not found: {missing}" in capsys.readouterr().err
+    assert not (tmp_path / "bag").exists()
+    assert bag_cli.main(["from-dataset", "assemblyhands", "--root", str(root), "--split", AH_SPLIT, "--input",
+                         "images", "-o", str(tmp_path / "bag")]) == 1  # default view: world, no images
+    assert f"sequence 'assemblyhands/{AH_VIDEO}' has no images" in capsys.readouterr().err
+    assert not (tmp_path / "bag").exists()
+    assert bag_cli.main(["from-dataset", "synthetic", "--fine-grained-dir", str(fine_grained_dir),
+                         "-o", str(tmp_path / "bag")]) == 1  # the actions of AssemblyHands only
+    assert "--fine-grained-dir is for source assemblyhands, not 'synthetic'" in capsys.readouterr().err
+    assert not (tmp_path / "bag").exists()
 
 
 def test_live_camera_path_and_offline_give_the_same_scores(tmp_path, image_bag, checkpoint, capsys, own_ros_domain):
