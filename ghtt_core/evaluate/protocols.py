@@ -6,7 +6,7 @@ ground truth); refinement is scored against the ground truth.
 
 Prediction (Tables 2-4): windows start every 16 frames from each action's start and are kept when at least
 `min_remaining_frames` frames (1 s or 2 s) remain from the window start to the action end. The first 16 frames are
-observed (ground truth); the following frames up to the action end, at most 96, are the future; frames past the action
+observed (ground truth; or the estimated poses, as on a robot, with observed_input="estimated"); the following frames up to the action end, at most 96, are the future; frames past the action
 end are padded (repeating the last real frame) and never count. Every predictor returns S samples per window in the
 layout of `ghtt_core.inference.MotionForecast`; sample 0 is the deterministic pass, samples 1..S-1 are random draws.
 """
@@ -70,19 +70,35 @@ def _padded_frames(start: int, count: int, end: int):
     return np.minimum(frames, end - 1), frames < end
 
 
+OBSERVED_INPUTS = ("truth", "estimated")
+
+
 def prediction_windows(sequences, taxonomy: Taxonomy, min_remaining_frames: int, stride: int = WINDOW_STRIDE,
-                       observed_frames: int = OBSERVED_FRAMES, future_frames: int = FUTURE_FRAMES) -> PredictionWindows:
-    """Windows of HandSequences' ground truth under the prediction protocol (module docstring)."""
+                       observed_frames: int = OBSERVED_FRAMES, future_frames: int = FUTURE_FRAMES,
+                       observed_input: str = "truth") -> PredictionWindows:
+    """Windows of HandSequences under the prediction protocol (module docstring).
+
+    observed_input: "truth" (the paper's protocol) or "estimated": the observed frames are the sequence's estimated
+    poses (what a robot's predictor sees; a sequence without estimates is an error), the future stays the ground
+    truth.
+    """
+    if observed_input not in OBSERVED_INPUTS:
+        raise ValueError(f"observed_input must be one of {OBSERVED_INPUTS}, got {observed_input!r}")
     min_length = max(min_remaining_frames, observed_frames + 1)
     parts = {name: [] for name in ("oj", "op", "fj", "fp", "fv", "remaining", "start", "label", "noun")}
     views = []
     for sequence in sequences:
+        observed_joints, observed_presence = sequence.joints, sequence.presence
+        if observed_input == "estimated":
+            if sequence.estimated_joints is None:
+                raise ValueError(f"sequence {sequence.name!r} has no estimated poses to observe")
+            observed_joints, observed_presence = sequence.estimated_joints, sequence.estimated_presence
         for segment in sequence.actions:
             for start in range(segment.start, segment.end - min_length + 1, stride):
                 observed = np.arange(start, start + observed_frames)
                 future, valid = _padded_frames(start + observed_frames, future_frames, segment.end)
-                parts["oj"].append(sequence.joints[observed])
-                parts["op"].append(sequence.presence[observed])
+                parts["oj"].append(observed_joints[observed])
+                parts["op"].append(observed_presence[observed])
                 parts["fj"].append(sequence.joints[future])
                 parts["fp"].append(sequence.presence[future] & valid[:, None])
                 parts["fv"].append(valid)

@@ -4,6 +4,7 @@ velocity comparison agrees with the two predictors' own rows."""
 import math
 
 import numpy as np
+import pytest
 import torch
 from model_batches import moving_hands
 from training_data import taxonomy_and_embeddings, tiny_config
@@ -11,6 +12,7 @@ from training_data import taxonomy_and_embeddings, tiny_config
 from ghtt_core.action_block import ActionBlock
 from ghtt_core.checkpoint import ModelCheckpoint
 from ghtt_core.data.sequence import ActionSegment, HandSequence
+from ghtt_core.evaluate import protocols
 from ghtt_core.pose_block import PoseBlock
 from ghtt_core.train.heldout import heldout_report
 
@@ -38,6 +40,7 @@ def test_full_report_has_every_section_and_a_consistent_paired_difference():
                                  label_embeddings=embeddings, model_id="tiny-heldout")
     report = heldout_report(checkpoint, sequences, num_random_samples=2, max_windows=0)
     assert report["recognition"]["actions"] == 4
+    assert set(report["prediction_mm"]) == {"1s", "2s"}  # no estimated poses: only the paper's protocols
     for protocol, windows in (("1s", 14), ("2s", 10)):  # starts every 16 frames leaving >= 30 / 60 frames
         rows = report["prediction_mm"][protocol]
         assert rows["windows"] == windows
@@ -49,3 +52,25 @@ def test_full_report_has_every_section_and_a_consistent_paired_difference():
             low, high = difference[metric]["ci95"]
             assert low <= difference[metric]["mean"] <= high
             assert difference[metric]["windows"] == windows
+
+
+def test_estimated_input_protocol_observes_the_estimate_and_scores_against_the_truth():
+    sequences = _long_action_sequences()
+    for sequence in sequences:
+        sequence.estimated_joints = sequence.joints + 0.01
+        sequence.estimated_presence = sequence.presence.copy()
+        sequence.estimated_presence[10:20, 1] = False
+    taxonomy, _ = taxonomy_and_embeddings(sequences)
+    truth = protocols.prediction_windows(sequences, taxonomy, 30)
+    estimated = protocols.prediction_windows(sequences, taxonomy, 30, observed_input="estimated")
+    torch.testing.assert_close(estimated.observed_joints, truth.observed_joints + 0.01)
+    assert not estimated.observed_presence[0, 10:, 1].any() and truth.observed_presence[0, 10:, 1].all()
+    torch.testing.assert_close(estimated.future_joints, truth.future_joints)
+    seen = estimated.observed_presence[:, -1, 0]  # windows whose left hand is in the last observed frame
+    held = protocols.ZeroVelocityPredictor().predict(estimated, 1, None)
+    torch.testing.assert_close(held.joints[seen, 0, :, 0].double(),
+                               estimated.observed_joints[seen, -1:, 0].double().expand(-1, 96, -1, -1))
+    with pytest.raises(ValueError, match="no estimated poses"):
+        protocols.prediction_windows(_long_action_sequences(), taxonomy, 30, observed_input="estimated")
+    with pytest.raises(ValueError, match="observed_input"):
+        protocols.prediction_windows(sequences, taxonomy, 30, observed_input="noisy")
