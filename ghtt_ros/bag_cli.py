@@ -14,7 +14,6 @@ Docs: docs/bags.md, docs/bag-evaluation.md. Examples:
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ def load_sequence(source, root=None, split=None, view=None, name=None, seed=0, a
     dataset in the ghtt format (`ghtt data generate` / `ghtt data convert` output); h2o, fpha, assemblyhands read the
     released dataset with its reader. name picks a sequence (default: the first). fine_grained_dir: assemblyhands
     only, Assembly101's fine-grained-annotations folder (the actions; without it the sequence has none)."""
-    if fine_grained_dir is not None and source != "assemblyhands":
+    if fine_grained_dir is not None and source != "assemblyhands":  # before generating or reading anything
         raise ValueError(f"--fine-grained-dir is for source assemblyhands, not {source!r}")
     if source == "synthetic":
         from ghtt_ros.demo_sources import SyntheticActionSource
@@ -50,12 +49,9 @@ def load_sequence(source, root=None, split=None, view=None, name=None, seed=0, a
 
         sequences = StoredDataset(root).sequences(split, views=[view] if view else None)
     else:
-        from ghtt_core.data.cli import CONVERTIBLE_SOURCES
+        from ghtt_core.data.cli import read_released_dataset
 
-        module_name, loader_name, splits, default_view = CONVERTIBLE_SOURCES[source]
-        loader = getattr(importlib.import_module(module_name), loader_name)
-        extra = {"fine_grained_dir": fine_grained_dir} if fine_grained_dir is not None else {}
-        sequences = loader(root, split=split or splits[-1], view=view or default_view, **extra)
+        sequences = read_released_dataset(source, root, split, view, fine_grained_dir)
     if not sequences:
         raise ValueError(f"no sequences in {root} (source {source}, split {split}, view {view})")
     if name is None:

@@ -11,6 +11,21 @@ CONVERTIBLE_SOURCES = {
     "fpha": ("ghtt_core.data.fpha", "load_fpha", ("train", "test"), "color"),
     "assemblyhands": ("ghtt_core.data.assembly", "load_assemblyhands", ("train", "val", "test"), "world"),
 }
+
+
+def read_released_dataset(source: str, root, split: str | None = None, view: str | None = None,
+                          fine_grained_dir=None) -> list:
+    """HandSequences of one split (default: the source's last) of a released dataset, read by its reader in
+    CONVERTIBLE_SOURCES. fine_grained_dir: assemblyhands only, Assembly101's fine-grained-annotations folder (the
+    actions; AssemblyHands has none of its own)."""
+    if fine_grained_dir is not None and source != "assemblyhands":
+        raise ValueError(f"--fine-grained-dir is for source assemblyhands, not {source!r}")
+    module_name, loader_name, splits, default_view = CONVERTIBLE_SOURCES[source]
+    loader = getattr(importlib.import_module(module_name), loader_name)
+    extra = {"fine_grained_dir": fine_grained_dir} if fine_grained_dir is not None else {}
+    return loader(root, split=split or splits[-1], view=view or default_view, **extra)
+
+
 # Cross-view protocol of the synthetic benchmark: train on two fixed views, test on the two others.
 SYNTHETIC_VIEW_SPLITS = {"train": ["front", "left"], "test": ["right", "top"]}
 
@@ -100,14 +115,10 @@ def _convert(args):
     from ghtt_core.data.recording import Recording
     from ghtt_core.data.storage import write_dataset
 
-    module_name, loader_name, splits, default_view = CONVERTIBLE_SOURCES[args.source]
-    loader = getattr(importlib.import_module(module_name), loader_name)
+    _, _, splits, default_view = CONVERTIBLE_SOURCES[args.source]
     view = args.view or default_view
-    if args.fine_grained_dir is not None and args.source != "assemblyhands":
-        raise ValueError(f"--fine-grained-dir is for source assemblyhands, not {args.source!r}")
-    extra = {"fine_grained_dir": args.fine_grained_dir} if args.fine_grained_dir is not None else {}
-    sequences = [seq for split in (args.splits or splits) for seq in loader(args.input, split=split, view=view,
-                                                                            **extra)]
+    sequences = [seq for split in (args.splits or splits)
+                 for seq in read_released_dataset(args.source, args.input, split, view, args.fine_grained_dir)]
     # One single-view recording per sequence; dataset paths become flat file names.
     recordings = (Recording.from_sequences([seq], seq.name.replace("/", "__")) for seq in sequences)
     index = write_dataset(args.out, recordings, provenance={"source": args.source, "input": str(args.input),

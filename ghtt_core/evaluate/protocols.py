@@ -6,8 +6,9 @@ ground truth); refinement is scored against the ground truth.
 
 Prediction (Tables 2-4): windows start every 16 frames from each action's start and are kept when at least
 `min_remaining_frames` frames (1 s or 2 s) remain from the window start to the action end. The first 16 frames are
-observed (ground truth; or the estimated poses, as on a robot, with observed_input="estimated"); the following frames up to the action end, at most 96, are the future; frames past the action
-end are padded (repeating the last real frame) and never count. Every predictor returns S samples per window in the
+observed (ground truth; or the estimated poses, as on a robot, with observed_input="estimated"); the following frames
+up to the action end, at most 96, are the future; frames past the action end are padded (repeating the last real
+frame) and never count. Every predictor returns S samples per window in the
 layout of `ghtt_core.inference.MotionForecast`; sample 0 is the deterministic pass, samples 1..S-1 are random draws.
 """
 

@@ -84,7 +84,8 @@ def register(subparsers):
     report.add_argument("--split", default="test", help="recording split to evaluate on")
     report.add_argument("--views", default=None, help="comma-separated views (default: every view)")
     report.add_argument("--samples", type=int, default=5, help="random P.b samples per window (+ the mean)")
-    report.add_argument("--max-windows", type=int, default=400, help="prediction windows per protocol (a seeded random subset; 0 = all)")
+    report.add_argument("--max-windows", type=int, default=400,
+                        help="prediction windows per protocol (a seeded random subset; 0 = all)")
     report.add_argument("--seed", type=int, default=0, help="seed of the window subset and the samples")
     report.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     report.add_argument("--out", type=Path, default=None, help="write the JSON report here")
