@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from released_formats import FINE_GRAINED_HEADER, fine_grained_row, write_fine_grained
 
 from ghtt_core.data.assembly import (
     assembly101_taxonomy,
@@ -16,8 +17,6 @@ from ghtt_core.skeleton import JOINT_NAMES, LEFT, RIGHT
 
 VIDEO = "nusar-2021_action_both_9081-c11b_9081_user_id_2021-02-12_161433"
 CAMERA = "HMC_21179183_mono10bit"
-FINE_GRAINED_HEADER = ("id,video,start_frame,end_frame,action_id,verb_id,noun_id,action_cls,verb_cls,noun_cls,"
-                       "toy_id,toy_name,is_shared,is_RGB")
 # AssemblyHands toolkit README: per hand, each finger from tip to base, wrist last.
 _TIP_TO_BASE = {"thumb": ("tip", "ip", "mcp", "cmc"), "index": ("tip", "dip", "pip", "mcp")}
 ASSEMBLYHANDS_RAW = [f"{finger}_{part}" for finger in ("thumb", "index", "middle", "ring", "pinky")
@@ -31,15 +30,6 @@ def _raw_hand(offset_mm):
     hand = np.zeros((21, 3))
     hand[:, 0] = [10.0 * JOINT_NAMES.index(name) for name in ASSEMBLYHANDS_RAW]
     return hand + offset_mm
-
-
-def _fine_grained_row(row_id, video_view, start, end, action, verb, noun):
-    return f"{row_id},{video_view},{start},{end},1,2,3,{action},{verb},{noun},c11b,excavator,1,0"
-
-
-def _write_fine_grained(folder, name, rows):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(FINE_GRAINED_HEADER + "\n" + "\n".join(rows) + "\n")
 
 
 @pytest.fixture
@@ -63,13 +53,13 @@ def assemblyhands_root(tmp_path):
     calibration = {VIDEO: {"intrinsics": {CAMERA: [[300.0, 0, 320.0], [0, 300.0, 240.0], [0, 0, 1]]},
                            "extrinsics": extrinsics}}
     (folder / "assemblyhands_val_ego_calib_v1-1.json").write_text(json.dumps({"calibration": calibration}))
-    _write_fine_grained(tmp_path / "fine-grained-annotations", "validation.csv", [
-        _fine_grained_row(0, f"{VIDEO}/C10118_rgb.mp4", 48, 52, "pick up screw", "pick up", "screw"),
-        _fine_grained_row(1, f"{VIDEO}/HMC_21179183_mono10bit.mp4", 48, 52, "pick up screw",
+    write_fine_grained(tmp_path / "fine-grained-annotations", "validation.csv", [
+        fine_grained_row(0, f"{VIDEO}/C10118_rgb.mp4", 48, 52, "pick up screw", "pick up", "screw"),
+        fine_grained_row(1, f"{VIDEO}/HMC_21179183_mono10bit.mp4", 48, 52, "pick up screw",
                           "pick up", "screw"),
-        _fine_grained_row(2, f"{VIDEO}/C10118_rgb.mp4", 52, 60, "screw arm with hand", "screw", "arm"),
-        _fine_grained_row(3, f"{VIDEO}/C10118_rgb.mp4", 70, 80, "inspect diagram", "inspect", "diagram"),
-        _fine_grained_row(4, "other_video/C10118_rgb.mp4", 0, 5, "inspect diagram", "inspect", "diagram"),
+        fine_grained_row(2, f"{VIDEO}/C10118_rgb.mp4", 52, 60, "screw arm with hand", "screw", "arm"),
+        fine_grained_row(3, f"{VIDEO}/C10118_rgb.mp4", 70, 80, "inspect diagram", "inspect", "diagram"),
+        fine_grained_row(4, "other_video/C10118_rgb.mp4", 0, 5, "inspect diagram", "inspect", "diagram"),
     ])
     return tmp_path
 
@@ -128,11 +118,11 @@ def test_assemblyhands_bad_files_name_file_and_location(assemblyhands_root):
 
 def test_fine_grained_csv_errors_name_the_line(tmp_path):
     folder = tmp_path / "fine-grained-annotations"
-    _write_fine_grained(folder, "train.csv", [_fine_grained_row(0, f"{VIDEO}/C10118_rgb.mp4", 10, 5, "a b", "a", "b")])
+    write_fine_grained(folder, "train.csv", [fine_grained_row(0, f"{VIDEO}/C10118_rgb.mp4", 10, 5, "a b", "a", "b")])
     with pytest.raises(DatasetFormatError, match=r"train\.csv:2: needs 0 <= start_frame < end_frame"):
         read_fine_grained_csv(folder / "train.csv")
-    _write_fine_grained(folder, "train.csv", [_fine_grained_row(0, VIDEO, 1, 5, "a b", "a", "b"),
-                                              _fine_grained_row(1, VIDEO, "x", 5, "a b", "a", "b")])
+    write_fine_grained(folder, "train.csv", [fine_grained_row(0, VIDEO, 1, 5, "a b", "a", "b"),
+                                              fine_grained_row(1, VIDEO, "x", 5, "a b", "a", "b")])
     with pytest.raises(DatasetFormatError, match=r"train\.csv:3: start_frame must be an integer"):
         read_fine_grained_csv(folder / "train.csv")
     (folder / "train.csv").write_text("id,video,start_frame\n0,v,1\n")
@@ -171,9 +161,9 @@ def assembly101_root(tmp_path):
         frames.append(frame)
     (tmp_path / "poses@60fps").mkdir()
     (tmp_path / "poses@60fps" / f"{VIDEO}.json").write_text(json.dumps(frames))
-    _write_fine_grained(tmp_path / "fine-grained-annotations", "train.csv", [
-        _fine_grained_row(0, f"{VIDEO}/C10118_rgb.mp4", 1, 3, "pick up screw", "pick up", "screw"),
-        _fine_grained_row(1, "video_without_poses/C10118_rgb.mp4", 0, 2, "pick up screw", "pick up", "screw"),
+    write_fine_grained(tmp_path / "fine-grained-annotations", "train.csv", [
+        fine_grained_row(0, f"{VIDEO}/C10118_rgb.mp4", 1, 3, "pick up screw", "pick up", "screw"),
+        fine_grained_row(1, "video_without_poses/C10118_rgb.mp4", 0, 2, "pick up screw", "pick up", "screw"),
     ])
     return tmp_path
 

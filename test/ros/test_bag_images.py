@@ -25,6 +25,7 @@ from ghtt_ros.bag_dataset import (CAMERA_INFO_TOPIC, DEFAULT_START_NS, GT_ACTION
 from ghtt_ros.bag_evaluation import EVAL_NAMESPACE
 from ghtt_ros.convert import stamp_to_ns, two_hand_pose_from_msg
 from ghtt_ros.images import image_to_rgb
+from released_formats import fine_grained_row, write_fine_grained
 from ros_fixtures import moving_hands, write_tiny_checkpoint
 
 from test_graph import REPO
@@ -96,8 +97,6 @@ AH_IMAGE_IDS = (100, 102, 104, 106, 108, 110, 112)  # the file of each 30-fps fr
 AH_NO_EXTRINSICS = 110
 AH_LEFT_INVALID = 102  # a used left-hand joint is not valid: left hand absent
 # Assembly101 fine-grained rows (30-fps video frames, [start, end)), as (video/view, start, end, action, verb, noun).
-FINE_GRAINED_HEADER = ("id,video,start_frame,end_frame,action_id,verb_id,noun_id,action_cls,verb_cls,noun_cls,"
-                       "toy_id,toy_name,is_shared,is_RGB")
 AH_ROWS = ((f"{AH_VIDEO}/C10118_rgb.mp4", 40, 53, "pick up screw", "pick up", "screw"),
            (f"{AH_VIDEO}/{AH_CAMERA}.mp4", 40, 53, "pick up screw", "pick up", "screw"),  # same segment, other view
            (f"{AH_VIDEO}/C10118_rgb.mp4", 53, 60, "screw arm with hand", "screw", "arm"),
@@ -149,10 +148,7 @@ def write_assemblyhands_folder(root, fine_grained_dir, photos):
     for index, frame_id in enumerate(AH_IMAGE_IDS):
         mono = cv2.cvtColor(photos[index], cv2.COLOR_BGR2GRAY)
         assert cv2.imwrite(str(images / f"{frame_id:06d}.jpg"), mono)
-    fine_grained_dir.mkdir(parents=True)
-    rows = [f"{i},{video},{start},{end},1,2,3,{action},{verb},{noun},c11b,excavator,1,0"
-            for i, (video, start, end, action, verb, noun) in enumerate(AH_ROWS)]
-    (fine_grained_dir / "validation.csv").write_text(FINE_GRAINED_HEADER + "\n" + "\n".join(rows) + "\n")
+    write_fine_grained(fine_grained_dir, "validation.csv", [fine_grained_row(i, *row) for i, row in enumerate(AH_ROWS)])
     return camera_joints, images
 
 
