@@ -14,8 +14,8 @@ setup(
     entry_points={
         "console_scripts": [
             "ghtt = ghtt_core.cli:main",
-            "ghtt-ros = ghtt_ros.cli:main",
-            "ghtt-bag = ghtt_ros.bag_cli:main",
+            "ghtt-ros = ghtt_ros.graph.cli:main",
+            "ghtt-bag = ghtt_ros.bag.cli:main",
         ],
     },
 )

@@ -19,8 +19,8 @@ from pipeline_latency import random_model  # noqa: E402
 
 from ghtt_core.checkpoint import save_checkpoint  # noqa: E402
 from ghtt_core.pipeline import PipelineConfig  # noqa: E402
-from ghtt_ros.bag_cli import evaluate_bag, load_sequence  # noqa: E402
-from ghtt_ros.bag_dataset import write_dataset_bag  # noqa: E402
+from ghtt_ros.bag.cli import evaluate_bag, load_sequence  # noqa: E402
+from ghtt_ros.bag.dataset import write_dataset_bag  # noqa: E402
 
 
 def main():

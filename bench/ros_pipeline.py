@@ -1,6 +1,6 @@
 """ROS graph benchmarks over real DDS: end-to-end latency, sustained input rate without drops, memory while streaming.
 
-The demo's two graphs run composed in this process (ghtt_ros.demo.start_graphs: camera path in /camera with
+The demo's two graphs run composed in this process (ghtt_ros.demo.run.start_graphs: camera path in /camera with
 MediaPipe, pose path in /pose); this process also publishes the inputs and listens to the outputs.
 
 1. latency: inputs stamped with the current time at publication (pose 30 Hz, camera --latency-camera-rate), each
@@ -32,9 +32,9 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ghtt.msg import MotionPrediction, TwoHandPose, TwoHandPoseArray
 from ghtt_ros.convert import ns_to_stamp, stamp_to_ns
-from ghtt_ros.demo import CAMERA_NAMESPACE, CLIP_LEN, DEFAULT_VIDEO, POSE_NAMESPACE, start_graphs
-from ghtt_ros.demo_sources import SyntheticActionSource, VideoSource
-from ghtt_ros.pipeline_node import SHIPPED_CHECKPOINT
+from ghtt_ros.demo.run import CAMERA_NAMESPACE, CLIP_LEN, DEFAULT_VIDEO, POSE_NAMESPACE, start_graphs
+from ghtt_ros.demo.sources import SyntheticActionSource, VideoSource
+from ghtt_ros.nodes.pipeline import SHIPPED_CHECKPOINT
 
 _NS_PER_S = 1_000_000_000
 MODEL_FRAME_PERIOD_NS = _NS_PER_S // 30

@@ -1,7 +1,7 @@
 """ros2 launch ghtt ghtt.launch.py [graph:=/path/to/graph.yaml] [namespace:=cam1]
 
 Starts the node graph described by a graph YAML (default: the package's config/graph.yaml, the camera graph). The node
-list, namespaces, remappings and parameters come from ghtt_ros.graph.load_graph, the same function the `ghtt-ros`
+list, namespaces, remappings and parameters come from ghtt_ros.graph.spec.load_graph, the same function the `ghtt-ros`
 runner uses, so a launch on a ROS 2 install and a run with the runner start the same graph.
 """
 
@@ -13,7 +13,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from ghtt_ros.graph import PACKAGE, launch_node_arguments, load_graph
+from ghtt_ros.graph.spec import PACKAGE, launch_node_arguments, load_graph
 
 GRAPH_FILE = "graph.yaml"
 

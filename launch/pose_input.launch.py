@@ -12,7 +12,7 @@ from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
-from ghtt_ros.graph import PACKAGE
+from ghtt_ros.graph.spec import PACKAGE
 
 GRAPH_FILE = "pose_input.yaml"
 

@@ -4,8 +4,8 @@
 stamp) and applies the rules of the `hand_estimator` node: images stamped 0 are dropped, a stamp that does not
 increase resets the tracking, the calibration is used when valid (scaled to the image size) and the default field of
 view otherwise, a depth image is used only when its stamp matches and it is aligned to the image. The node
-(ghtt_ros.hand_estimator) calls it for every image it receives, and the offline mode of the bag evaluation
-(ghtt_ros.bag_evaluation) calls it for every image of a bag, so both compute the same thing.
+(ghtt_ros.nodes.hand_estimator) calls it for every image it receives, and the offline mode of the bag evaluation
+(ghtt_ros.bag.evaluation) calls it for every image of a bag, so both compute the same thing.
 
 Inputs that may fail to decode (the image, the calibration, the depth image) can be given as zero-argument callables
 that raise ValueError: they are then decoded here, in the node's order, and a failure becomes a drop or an event of

@@ -1,5 +1,5 @@
 """Scores a stream of pipeline outputs (refined clips, recognitions, predictions) against the ground truth of the same
-stream, matched by stamp. ROS-free: the rosbag evaluation (ghtt_ros.bag_evaluation) fills these types from a bag or
+stream, matched by stamp. ROS-free: the rosbag evaluation (ghtt_ros.bag.evaluation) fills these types from a bag or
 from an in-process StreamingPipeline, and both give the same scores for the same outputs.
 
 Metrics (docs/metrics.md, all distances in mm as [left, right]):

@@ -1,4 +1,4 @@
-"""rosbag2 recorder / reader / player (ghtt_ros.bag): messages published by another process are recorded and read
+"""rosbag2 recorder / reader / player (ghtt_ros.bag.io): messages published by another process are recorded and read
 back byte-identical; playback keeps the timing and publishes /clock; damaged bags give clear errors."""
 
 import threading
@@ -14,7 +14,8 @@ from rosbags.typesys import get_types_from_msg
 from rosgraph_msgs.msg import Clock
 
 from ghtt.msg import TwoHandPose
-from ghtt_ros import bag, convert
+from ghtt_ros import convert
+from ghtt_ros.bag import io as bag
 from sample_messages import assert_messages_equal, make_samples
 
 RECORDED_TYPES = ("TwoHandPose", "TwoHandPoseArray", "ActionRecognition", "MotionPrediction")

@@ -1,4 +1,4 @@
-"""Rosbag replay evaluation (ghtt_ros.bag_dataset, bag_evaluation, bag_live; `ghtt-bag from-dataset / evaluate`): a
+"""Rosbag replay evaluation (ghtt_ros.bag.dataset, bag_evaluation, bag_live; `ghtt-bag from-dataset / evaluate`): a
 synthetic sequence becomes a bag with inputs and ground truth; replaying it through the live ghtt_pipeline node (sim
 time, DDS) gives the same scores as the in-process pipeline; bad bags give clear errors or partial reports, never a
 hang."""
@@ -21,13 +21,13 @@ from ghtt_core.data.recording import Recording
 from ghtt_core.data.storage import write_dataset
 from ghtt_core.evaluate.metrics import mpjpe
 from ghtt_core.evaluate.stream_scoring import score_differences
-from ghtt_ros import bag_cli
-from ghtt_ros.bag import (ROSBAG2_VERSION, STORAGES, BagError, BagPlayer, bag_info, make_typestore, parse_remappings,
+from ghtt_ros.bag import cli as bag_cli
+from ghtt_ros.bag.io import (ROSBAG2_VERSION, STORAGES, BagError, BagPlayer, bag_info, make_typestore, parse_remappings,
                           read_messages, read_raw)
-from ghtt_ros.bag_dataset import DEFAULT_START_NS, GT_ACTION_TOPIC, GT_HANDS_TOPIC, INPUT_TOPIC
-from ghtt_ros.bag_evaluation import EVAL_NAMESPACE
+from ghtt_ros.bag.dataset import DEFAULT_START_NS, GT_ACTION_TOPIC, GT_HANDS_TOPIC, INPUT_TOPIC
+from ghtt_ros.bag.evaluation import EVAL_NAMESPACE
 from ghtt_ros.convert import stamp_to_ns, two_hand_pose_from_msg
-from ghtt_ros.demo_sources import SyntheticActionSource
+from ghtt_ros.demo.sources import SyntheticActionSource
 from ros_fixtures import write_tiny_checkpoint
 
 SEED, ACTIONS = 3, 1

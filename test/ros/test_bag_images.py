@@ -18,11 +18,11 @@ from ghtt_core.data.h2o import h2o_taxonomy
 from ghtt_core.data.joint_orders import ASSEMBLYHANDS_TO_GHTT
 from ghtt_core.evaluate.stream_scoring import score_differences
 from ghtt_core.skeleton import LEFT, RIGHT
-from ghtt_ros import bag_cli
-from ghtt_ros.bag import bag_info, read_messages
-from ghtt_ros.bag_dataset import (CAMERA_INFO_TOPIC, DEFAULT_START_NS, GT_ACTION_TOPIC, GT_HANDS_TOPIC, IMAGE_TOPIC,
+from ghtt_ros.bag import cli as bag_cli
+from ghtt_ros.bag.io import bag_info, read_messages
+from ghtt_ros.bag.dataset import (CAMERA_INFO_TOPIC, DEFAULT_START_NS, GT_ACTION_TOPIC, GT_HANDS_TOPIC, IMAGE_TOPIC,
                                   OBJECT_LABEL_TOPIC)
-from ghtt_ros.bag_evaluation import EVAL_NAMESPACE
+from ghtt_ros.bag.evaluation import EVAL_NAMESPACE
 from ghtt_ros.convert import stamp_to_ns, two_hand_pose_from_msg
 from ghtt_ros.images import image_to_rgb
 from released_formats import fine_grained_row, write_fine_grained

@@ -9,9 +9,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from ghtt_ros import demo
-from ghtt_ros.bag import bag_info, read_messages
-from ghtt_ros.demo_sources import SyntheticActionSource, VideoSource
+from ghtt_ros.demo import run as demo
+from ghtt_ros.bag.io import bag_info, read_messages
+from ghtt_ros.demo.sources import SyntheticActionSource, VideoSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from tiny_models import tiny_model  # noqa: E402

@@ -16,9 +16,9 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ghtt_core.skeleton import LEFT, RIGHT
 from ghtt_ros.convert import ns_to_stamp, stamp_to_ns, two_hand_pose_from_msg
-from ghtt_ros.diagnostics import status_values
+from ghtt_ros.nodes.diagnostics import status_values
 from ghtt_ros.images import array_to_image
-from ghtt_ros.runner import GraphRunner
+from ghtt_ros.graph.runner import GraphRunner
 from ghtt.msg import TwoHandPose
 from ros_fixtures import spin_until
 

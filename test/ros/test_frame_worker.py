@@ -2,7 +2,7 @@
 
 import threading
 
-from ghtt_ros.frame_worker import FrameWorker
+from ghtt_ros.nodes.frame_worker import FrameWorker
 
 
 def test_capacity_one_processes_the_newest_pending_frame_and_counts_the_rest():

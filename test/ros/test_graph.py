@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ghtt_ros.cli import main as cli_main, parse_assignments
-from ghtt_ros.graph import NODE_EXECUTABLES, GraphError, launch_node_arguments, load_graph, read_parameter_file
-from ghtt_ros.hand_estimator import HandEstimatorNode
-from ghtt_ros.node_base import COMMON_PARAMETERS, MODEL_PARAMETERS
-from ghtt_ros.parameters import defaults
-from ghtt_ros.pipeline_node import PipelineNode
-from ghtt_ros.runner import GraphRunner
-from ghtt_ros.visualizer import VisualizerNode
+from ghtt_ros.graph.cli import main as cli_main, parse_assignments
+from ghtt_ros.graph.spec import NODE_EXECUTABLES, GraphError, launch_node_arguments, load_graph, read_parameter_file
+from ghtt_ros.nodes.hand_estimator import HandEstimatorNode
+from ghtt_ros.nodes.base import COMMON_PARAMETERS, MODEL_PARAMETERS
+from ghtt_ros.nodes.parameters import defaults
+from ghtt_ros.nodes.pipeline import PipelineNode
+from ghtt_ros.graph.runner import GraphRunner
+from ghtt_ros.nodes.visualizer import VisualizerNode
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
@@ -170,7 +170,7 @@ def test_bin_scripts_start_the_node_modules():
         script = (REPO / "bin" / executable).read_text()
         assert script.startswith("#!/usr/bin/env python3")
         assert f"from {class_path.split(':')[0]} import main" in script
-    assert "from ghtt_ros.runner import main" in (REPO / "bin" / "ghtt_runner").read_text()
+    assert "from ghtt_ros.graph.runner import main" in (REPO / "bin" / "ghtt_runner").read_text()
 
 
 def test_docs_name_every_parameter_with_its_default():

@@ -10,11 +10,11 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
-from ghtt_ros.diagnostics import status_values
-from ghtt_ros.hand_estimator import HandEstimatorNode
-from ghtt_ros.node_base import resolve_device
-from ghtt_ros.pipeline_node import PipelineNode
-from ghtt_ros.visualizer import VisualizerNode
+from ghtt_ros.nodes.diagnostics import status_values
+from ghtt_ros.nodes.hand_estimator import HandEstimatorNode
+from ghtt_ros.nodes.base import resolve_device
+from ghtt_ros.nodes.pipeline import PipelineNode
+from ghtt_ros.nodes.visualizer import VisualizerNode
 from ros_fixtures import pose_messages, write_tiny_checkpoint
 
 

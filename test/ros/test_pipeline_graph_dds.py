@@ -16,7 +16,7 @@ from rosgraph_msgs.msg import Clock
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ghtt_ros.convert import motion_prediction_from_msg, ns_to_stamp, stamp_to_ns
-from ghtt_ros.diagnostics import status_values
+from ghtt_ros.nodes.diagnostics import status_values
 from ghtt.msg import ActionRecognition, MotionPrediction, TwoHandPose, TwoHandPoseArray
 from ros_fixtures import pose_messages, spin_until, write_tiny_checkpoint
 from sample_messages import assert_messages_equal
@@ -34,7 +34,7 @@ def graphs(tmp_path_factory):
     checkpoint = write_tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt")
     processes = []
     for namespace in NAMESPACES:
-        command = [sys.executable, "-m", "ghtt_ros.runner", str(CONFIG / "pose_input.yaml"), "--namespace", namespace]
+        command = [sys.executable, "-m", "ghtt_ros.graph.runner", str(CONFIG / "pose_input.yaml"), "--namespace", namespace]
         for assignment in (f"checkpoint={checkpoint}", "device=cpu", f"num_samples={SAMPLES}",
                            f"horizon_frames={HORIZON}", "diagnostics_period_s=0.2",
                            f"use_sim_time={'true' if namespace == 'cam_a' else 'false'}"):

@@ -1,4 +1,4 @@
-"""Start a ghtt node graph from one YAML file (ghtt_ros.graph), without ros2 launch.
+"""Start a ghtt node graph from one YAML file (ghtt_ros.graph.spec), without ros2 launch.
 
     runner = GraphRunner("config/graph.yaml", overrides={"ghtt_pipeline": {"device": "cpu"}}).start()
     runner.wait_until_active(30)
@@ -9,8 +9,8 @@ mode "composed": every node in this process on one SingleThreadedExecutor (own r
 rclpy too). The callbacks only convert messages and hand frames to each node's worker thread; rclpy's
 MultiThreadedExecutor busy-polls in Python while data waits for a running callback and starved those workers of the
 GIL (the pose path skipped a quarter of its poses at 30 Hz; docs/ros.md, "Benchmarks"). mode "process": one `python -m ghtt_ros.<node>` subprocess per node with a generated parameter file; the
-children inherit this process's environment (ROS_DOMAIN_ID, discovery range, ...). CLI: `python -m ghtt_ros.runner
-config/graph.yaml` or `ghtt-ros run config/graph.yaml` (see ghtt_ros.cli).
+children inherit this process's environment (ROS_DOMAIN_ID, discovery range, ...). CLI: `python -m ghtt_ros.graph.runner
+config/graph.yaml` or `ghtt-ros run config/graph.yaml` (see ghtt_ros.graph.cli).
 """
 
 import importlib
@@ -32,7 +32,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from rclpy.parameter import Parameter
 
-from ghtt_ros.graph import config_dir, load_graph
+from ghtt_ros.graph.spec import config_dir, load_graph
 
 MODES = ("composed", "process")
 # Full camera images need a larger shared-memory segment than Fast DDS's default (see config/).
@@ -199,7 +199,7 @@ _STATE_LABELS = {State.PRIMARY_STATE_UNCONFIGURED: "unconfigured", State.PRIMARY
 
 
 def main(argv=None):
-    from ghtt_ros.cli import main as cli_main
+    from ghtt_ros.graph.cli import main as cli_main
 
     return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
 

@@ -18,10 +18,10 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ghtt_core.estimator.stream import BACKENDS, FrameEstimate, ImageStreamEstimator
 from ghtt_ros.convert import TwoHandArrays, stamp_to_ns, two_hand_pose_to_msg
-from ghtt_ros.frame_worker import FrameWorker
+from ghtt_ros.nodes.frame_worker import FrameWorker
 from ghtt_ros.images import camera_info_to_intrinsics, depth_to_metres, image_to_rgb
-from ghtt_ros.node_base import GhttNode, run_node
-from ghtt_ros.parameters import ParameterSpec
+from ghtt_ros.nodes.base import GhttNode, run_node
+from ghtt_ros.nodes.parameters import ParameterSpec
 from ghtt.msg import TwoHandPose
 
 IMAGE_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -47,7 +47,7 @@ ESTIMATOR_PARAMETERS = (
 
 def estimate_image(stream: ImageStreamEstimator, image_msg, camera_info=None, depth_msg=None) -> FrameEstimate:
     """The node's step for one Image message (+ the latest CameraInfo and depth Image): decodes the messages lazily
-    and runs ImageStreamEstimator.process. The offline bag evaluation calls this too (ghtt_ros.bag_evaluation)."""
+    and runs ImageStreamEstimator.process. The offline bag evaluation calls this too (ghtt_ros.bag.evaluation)."""
     depth, depth_stamp_ns = None, None
     if depth_msg is not None:
         depth, depth_stamp_ns = (lambda: depth_to_metres(depth_msg)), stamp_to_ns(depth_msg.header.stamp)

@@ -24,9 +24,9 @@ from ghtt_ros.convert import (
     two_hand_pose_array_to_msg,
     two_hand_pose_from_msg,
 )
-from ghtt_ros.frame_worker import FrameWorker
-from ghtt_ros.node_base import GhttNode, run_node
-from ghtt_ros.parameters import ParameterSpec
+from ghtt_ros.nodes.frame_worker import FrameWorker
+from ghtt_ros.nodes.base import GhttNode, run_node
+from ghtt_ros.nodes.parameters import ParameterSpec
 from ghtt.msg import ActionRecognition, MotionPrediction, TwoHandPose, TwoHandPoseArray
 
 SHIPPED_CHECKPOINT = Path(ghtt_core.__file__).resolve().parent / "assets" / "ghtt_small.pt"

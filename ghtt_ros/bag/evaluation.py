@@ -1,13 +1,13 @@
 """Rosbag replay evaluation: reading an evaluation bag, running the pipeline over it in-process, reading run outputs.
 
-`read_evaluation_bag` reads the inputs and the ground truth of a bag (its format: ghtt_ros.bag_dataset), salvaging
+`read_evaluation_bag` reads the inputs and the ground truth of a bag (its format: ghtt_ros.bag.dataset), salvaging
 what it can of a damaged one. Two ways to run the pipeline over a bag, which give the same scores
 (docs/bag-evaluation.md):
-- `run_live` (ghtt_ros.bag_live): the graph of config/pose_input.yaml (ghtt_pipeline) or, for images, of
+- `run_live` (ghtt_ros.bag.live): the graph of config/pose_input.yaml (ghtt_pipeline) or, for images, of
   config/graph.yaml (hand_estimator -> ghtt_pipeline), run by GraphRunner (composed, use_sim_time), is fed by a
   BagPlayer (with /clock) over DDS; a BagRecorder records its outputs (read back with `read_output_bag`,
   `read_estimated_poses`).
-- `run_offline` (here): the same per-image step (ghtt_core.estimator.stream via ghtt_ros.hand_estimator.
+- `run_offline` (here): the same per-image step (ghtt_core.estimator.stream via ghtt_ros.nodes.hand_estimator.
   estimate_image) and the same StreamingPipeline in this process, no DDS.
 """
 
@@ -23,8 +23,8 @@ from rclpy.serialization import serialize_message
 
 from ghtt_core.evaluate.stream_scoring import ActionSpan, GroundTruth, PoseStream, RefinedClip, StreamOutputs
 from ghtt_core.pipeline import FrameInput, PipelineConfig, StreamingPipeline
-from ghtt_ros.bag import BagError, bag_info, read_messages
-from ghtt_ros.bag_dataset import (_NS_PER_S, CAMERA_INFO_TOPIC, GROUND_TRUTH_TYPES, GT_ACTION_TOPIC, GT_HANDS_TOPIC,
+from ghtt_ros.bag.io import BagError, bag_info, read_messages
+from ghtt_ros.bag.dataset import (_NS_PER_S, CAMERA_INFO_TOPIC, GROUND_TRUTH_TYPES, GT_ACTION_TOPIC, GT_HANDS_TOPIC,
                                   IMAGE_INPUT_TYPES, IMAGE_TOPIC, INPUT_TOPIC, OBJECT_LABEL_TOPIC, POSE_INPUT_TYPES)
 from ghtt_ros.convert import (TwoHandArrays, action_recognition_from_msg, motion_prediction_from_msg, stamp_to_ns,
                               two_hand_pose_array_from_msg, two_hand_pose_from_msg)
@@ -240,7 +240,7 @@ def _push(pipeline, frame, outputs):
 def estimator_parameters(**values):
     """Every hand_estimator parameter (its defaults, updated with values; depth off: evaluation bags have none). The
     same dict configures the live node and the offline ImageStreamEstimator, so the YAML cannot make them differ."""
-    from ghtt_ros.hand_estimator import ESTIMATOR_PARAMETERS
+    from ghtt_ros.nodes.hand_estimator import ESTIMATOR_PARAMETERS
 
     parameters = {spec.name: spec.default for spec in ESTIMATOR_PARAMETERS}
     unknown = sorted(set(values) - set(parameters))
@@ -257,7 +257,7 @@ def estimator_parameters(**values):
 def run_offline(bag: EvaluationBag, checkpoint, config: PipelineConfig, device="cpu",
                 estimator_params=None) -> RunResult:
     """The StreamingPipeline over the bag's inputs in this process; latency = the pipeline's compute time. Image
-    bags: every image goes through the hand_estimator node's per-image step first (ghtt_ros.hand_estimator.
+    bags: every image goes through the hand_estimator node's per-image step first (ghtt_ros.nodes.hand_estimator.
     estimate_image with the latest /camera_info; /object_label as the pipeline node's object label topic)."""
     from ghtt_core.estimator.stream import ImageStreamEstimator
 
@@ -295,7 +295,7 @@ def _estimate_offline(bag, stream, params, on_pose):
     from rclpy.serialization import deserialize_message
 
     from ghtt.msg import TwoHandPose
-    from ghtt_ros.hand_estimator import estimate_image, estimate_to_msg
+    from ghtt_ros.nodes.hand_estimator import estimate_image, estimate_to_msg
 
     camera_info, label, poses = None, "", []
     images, dropped, events = 0, {}, {}

@@ -20,8 +20,8 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos_overriding_options import InvalidQosOverridesError
 from rcl_interfaces.msg import SetParametersResult
 
-from ghtt_ros.diagnostics import ProcessingStats, diagnostic_array, node_status
-from ghtt_ros.parameters import ParameterSpec, declare_all, read_all
+from ghtt_ros.nodes.diagnostics import ProcessingStats, diagnostic_array, node_status
+from ghtt_ros.nodes.parameters import ParameterSpec, declare_all, read_all
 from ghtt_ros.stop_signal import StopSignal
 
 COMMON_PARAMETERS = (

@@ -1,6 +1,6 @@
 """The main demo (`make demo`): the full ghtt graph on built-in inputs, over real DDS, recorded to a rosbag2.
 
-Two graphs run side by side, each started from its YAML by ghtt_ros.runner.GraphRunner:
+Two graphs run side by side, each started from its YAML by ghtt_ros.graph.runner.GraphRunner:
 - camera path, namespace /camera (config/graph.yaml): a real video (sensor_msgs/Image + CameraInfo) ->
   hand_estimator (MediaPipe) -> ghtt_pipeline -> visualizer;
 - pose path, namespace /pose (config/pose_input.yaml): a synthetic two-hand action sequence (fixed seed, estimator-
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VIDEO = REPO_ROOT.parent / "shared" / "fixtures" / "real_hands" / "videos" / "gesture_recognizer_test_video.mp4"
 DEFAULT_OUTPUT = REPO_ROOT / "runs" / "demo"
 CAMERA_NAMESPACE, POSE_NAMESPACE = "camera", "pose"
@@ -170,8 +170,8 @@ def spread_after(result: StreamResult, seconds):
 def start_graphs(checkpoint, device, num_samples, startup_timeout_s):
     """The camera graph (config/graph.yaml) in /camera and the pose-input graph (config/pose_input.yaml) in /pose,
     composed in this process; -> [camera GraphRunner, pose GraphRunner], every node active (else RuntimeError)."""
-    from ghtt_ros.graph import config_dir
-    from ghtt_ros.runner import GraphRunner
+    from ghtt_ros.graph.spec import config_dir
+    from ghtt_ros.graph.runner import GraphRunner
 
     pipeline = {"device": device, "checkpoint": str(checkpoint), "num_samples": num_samples}
     camera = GraphRunner(config_dir() / "graph.yaml", namespace=CAMERA_NAMESPACE, overrides={
@@ -207,7 +207,7 @@ class Demo:
     """Graphs, sources, monitors and recorder of one run. run() returns DemoOutputs."""
 
     def __init__(self, args):
-        from ghtt_ros.demo_sources import SyntheticActionSource, VideoSource
+        from ghtt_ros.demo.sources import SyntheticActionSource, VideoSource
 
         self.args = args
         self.video = VideoSource(args.video, CAMERA_START_NS, max_seconds=args.video_seconds)
@@ -240,13 +240,13 @@ class Demo:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
-        from ghtt_ros.bag import BagRecorder
+        from ghtt_ros.bag.io import BagRecorder
 
         rclpy.init()
         node = rclpy.create_node("ghtt_demo")
         # A deep queue: the recorder shares the executor thread with the monitors on a loaded CPU.
         recorder = BagRecorder(bag_path, topics=None, storage="mcap", queue_depth=1000)
-        executor = SingleThreadedExecutor()  # see ghtt_ros.runner: a multi-threaded one starves the graph
+        executor = SingleThreadedExecutor()  # see ghtt_ros.graph.runner: a multi-threaded one starves the graph
         executor.add_node(node)
         executor.add_node(recorder)
         threading.Thread(target=executor.spin, name="ghtt-demo-executor", daemon=True).start()
@@ -363,13 +363,13 @@ class Demo:
     # ---- figure ------------------------------------------------------------------------------------------------
 
     def _write_figure(self, path):
-        from ghtt_ros.demo_figure import save_demo_figure
+        from ghtt_ros.demo.figure import save_demo_figure
 
         return save_demo_figure(path, self._pose_example(), self._camera_example())
 
     def _pose_example(self):
         """The latest pose-path prediction whose whole horizon is inside the sequence (else the longest one)."""
-        from ghtt_ros.demo_figure import PoseExample
+        from ghtt_ros.demo.figure import PoseExample
 
         candidates = [r for r in self.pose.results.values() if r.prediction is not None]
         if not candidates:
@@ -393,7 +393,7 @@ class Demo:
 
     def _camera_example(self):
         """A frame with the most estimated hands, preferring one where a camera-path prediction was made."""
-        from ghtt_ros.demo_figure import CameraExample
+        from ghtt_ros.demo.figure import CameraExample
 
         frames = {frame.stamp_ns: frame for frame in self.video.frames}
         with_hands = [s for s, hands in self.estimated.items() if hands.presence.any() and s in frames]
@@ -416,7 +416,7 @@ class Demo:
 # ---- CLI --------------------------------------------------------------------------------------------------------
 
 def build_parser():
-    from ghtt_ros.pipeline_node import SHIPPED_CHECKPOINT
+    from ghtt_ros.nodes.pipeline import SHIPPED_CHECKPOINT
 
     parser = argparse.ArgumentParser(prog="python -m ghtt_ros.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="video for the camera path")
@@ -442,7 +442,7 @@ def main(argv=None):
         return 2
     import torch
 
-    from ghtt_ros.demo_sources import SourceError
+    from ghtt_ros.demo.sources import SourceError
 
     torch.set_num_threads(1)  # the nodes share this process; one thread each keeps the executor responsive
     started = time.monotonic()

@@ -16,8 +16,8 @@ from ghtt_ros.convert import (
     two_hand_pose_from_msg,
 )
 from ghtt_ros.markers import action_text_marker, hand_markers, prediction_markers
-from ghtt_ros.node_base import GhttNode, run_node
-from ghtt_ros.parameters import ParameterSpec
+from ghtt_ros.nodes.base import GhttNode, run_node
+from ghtt_ros.nodes.parameters import ParameterSpec
 from ghtt.msg import ActionRecognition, MotionPrediction, TwoHandPose, TwoHandPoseArray
 
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

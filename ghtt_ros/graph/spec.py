@@ -24,9 +24,9 @@ import yaml
 PACKAGE = "ghtt"
 # executable name -> "module:class" of the node (the bin/ scripts and the runner use the same names).
 NODE_EXECUTABLES = {
-    "hand_estimator": "ghtt_ros.hand_estimator:HandEstimatorNode",
-    "ghtt_pipeline": "ghtt_ros.pipeline_node:PipelineNode",
-    "visualizer": "ghtt_ros.visualizer:VisualizerNode",
+    "hand_estimator": "ghtt_ros.nodes.hand_estimator:HandEstimatorNode",
+    "ghtt_pipeline": "ghtt_ros.nodes.pipeline:PipelineNode",
+    "visualizer": "ghtt_ros.nodes.visualizer:VisualizerNode",
 }
 _NODE_KEYS = {"name", "executable", "namespace", "enabled", "parameters_file", "parameters", "remappings"}
 _PARAMETER_TYPES = (bool, int, float, str)
@@ -34,7 +34,7 @@ _PARAMETER_TYPES = (bool, int, float, str)
 
 def config_dir():
     """The package's config/ folder: next to the sources (development, pip -e) or share/ghtt/config (colcon)."""
-    source_tree = Path(__file__).resolve().parent.parent / "config"
+    source_tree = Path(__file__).resolve().parents[2] / "config"
     if source_tree.is_dir():
         return source_tree
     from ament_index_python.packages import get_package_share_directory

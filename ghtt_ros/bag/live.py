@@ -1,10 +1,10 @@
-"""Rosbag replay evaluation, live: `run_live` replays an evaluation bag (ghtt_ros.bag_dataset) into the ROS graph.
+"""Rosbag replay evaluation, live: `run_live` replays an evaluation bag (ghtt_ros.bag.dataset) into the ROS graph.
 
 The graph of config/pose_input.yaml (ghtt_pipeline) or, for images, of config/graph.yaml (hand_estimator ->
 ghtt_pipeline), run by GraphRunner (composed, use_sim_time), is fed by a BagPlayer (with /clock) over DDS; a
 BagRecorder records its outputs. Lossless: reliable QoS, queues larger than the backlog, and the player pauses while
 the graph is behind (images: one image at a time through the estimator). It gives the same scores as `run_offline`
-(ghtt_ros.bag_evaluation, which also reads the bag and the recorded outputs; docs/bag-evaluation.md).
+(ghtt_ros.bag.evaluation, which also reads the bag and the recorded outputs; docs/bag-evaluation.md).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import time
 import yaml
 
 from ghtt_core.pipeline import PipelineConfig
-from ghtt_ros.bag import BagError, BagPlayer, BagRecorder, bag_info
-from ghtt_ros.bag_dataset import CAMERA_INFO_TOPIC, IMAGE_TOPIC, INPUT_TOPIC, OBJECT_LABEL_TOPIC
-from ghtt_ros.bag_evaluation import (EVAL_NAMESPACE, OUTPUT_NAMES, EvaluationBag, RunResult, _estimator_drop_problems,
+from ghtt_ros.bag.io import BagError, BagPlayer, BagRecorder, bag_info
+from ghtt_ros.bag.dataset import CAMERA_INFO_TOPIC, IMAGE_TOPIC, INPUT_TOPIC, OBJECT_LABEL_TOPIC
+from ghtt_ros.bag.evaluation import (EVAL_NAMESPACE, OUTPUT_NAMES, EvaluationBag, RunResult, _estimator_drop_problems,
                                      _sliced_messages, estimator_parameters, read_estimated_poses, read_output_bag)
 from ghtt_ros.convert import stamp_to_ns
 from ghtt.msg import ActionRecognition
@@ -47,7 +47,7 @@ def estimator_node_parameters(params, device):
 def _evaluation_graph(input_kind):
     """The graph of the input kind without the visualizer (it only costs CPU here): config/pose_input.yaml
     (ghtt_pipeline) for poses, config/graph.yaml (hand_estimator -> ghtt_pipeline) for images."""
-    from ghtt_ros.graph import config_dir
+    from ghtt_ros.graph.spec import config_dir
 
     graph_file, executables = (("pose_input.yaml", ("ghtt_pipeline",)) if input_kind == "poses"
                                else ("graph.yaml", ("hand_estimator", "ghtt_pipeline")))
@@ -188,7 +188,7 @@ def run_live(bag: EvaluationBag, checkpoint, config: PipelineConfig, output_bag,
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    from ghtt_ros.runner import GraphRunner
+    from ghtt_ros.graph.runner import GraphRunner
 
     images = bag.input_kind == "images"
     overrides = {"ghtt_pipeline": pipeline_node_parameters(config, checkpoint, device)}

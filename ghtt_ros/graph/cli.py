@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from ghtt_ros.graph import GraphError, load_graph
+from ghtt_ros.graph.spec import GraphError, load_graph
 from ghtt_ros.stop_signal import StopSignal
 
 
@@ -48,7 +48,7 @@ def main(argv=None):
                 print(f"{node.namespace.rstrip('/')}/{node.name}\t{node.executable}\t"
                       f"remap={dict(node.remappings)}\tparameters={node.parameters}")
             return 0
-        from ghtt_ros.runner import GraphRunner
+        from ghtt_ros.graph.runner import GraphRunner
 
         runner = GraphRunner(args.graph, overrides=overrides, namespace=args.namespace, mode=args.mode)
     except GraphError as error:

@@ -11,7 +11,7 @@ and the ground truth
   observation_start / observation_end = the stamps of its first and last frame and one hypothesis of score 1.
 Bag (receive) times equal the header stamps, so replaying with /clock gives the nodes the source time.
 
-ghtt_ros.bag_evaluation reads these bags and runs the pipeline over them in-process; ghtt_ros.bag_live replays them
+ghtt_ros.bag.evaluation reads these bags and runs the pipeline over them in-process; ghtt_ros.bag.live replays them
 into the live graph (docs/bag-evaluation.md).
 """
 
@@ -27,7 +27,7 @@ from rosbags.rosbag2 import Writer
 from ghtt_core.data.sequence import HandSequence
 from ghtt_core.estimator.camera import CameraIntrinsics
 from ghtt_core.estimator.image_input import read_bgr_image
-from ghtt_ros.bag import ROSBAG2_VERSION, STORAGES, BagError, make_typestore
+from ghtt_ros.bag.io import ROSBAG2_VERSION, STORAGES, BagError, make_typestore
 from ghtt_ros.convert import TwoHandArrays, ns_to_stamp, two_hand_pose_to_msg
 from ghtt.msg import ActionHypothesis, ActionRecognition
 

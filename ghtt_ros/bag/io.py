@@ -8,15 +8,13 @@ from the `msg/*.msg` files of its package, found in the package's installed shar
 `install/share/ghtt/msg` after colcon). For `ghtt` itself the repository's `msg/` is the fallback when the package is
 not installed (running from a source checkout).
 
-CLI: `python -m ghtt_ros.bag record|play|info ...` (docs/bags.md).
+CLI: `ghtt-bag record|play|info ...` (= `python -m ghtt_ros.bag`; docs/bags.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import struct
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,10 +25,10 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-REPO_MSG_DIR = Path(__file__).resolve().parent.parent / "msg"
+REPO_MSG_DIR = Path(__file__).resolve().parents[2] / "msg"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 ROSBAG2_VERSION = 9
 CLOCK_TOPIC = "/clock"
@@ -438,7 +436,7 @@ def parse_remappings(assignments):
 
 
 def register_commands(commands):
-    """Adds record, play and info to an argparse subparsers object (also used by ghtt_ros.bag_cli)."""
+    """Adds record, play and info to an argparse subparsers object (also used by ghtt_ros.bag.cli)."""
     record = commands.add_parser("record", help="record topics (all discovered topics when none are given)")
     record.add_argument("topics", nargs="*")
     record.add_argument("-o", "--output", required=True, help="new bag directory")
@@ -457,19 +455,3 @@ def register_commands(commands):
     info = commands.add_parser("info", help="topics, types, counts and duration of a bag")
     info.add_argument("bag")
     info.set_defaults(run=_cli_info)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m ghtt_ros.bag", description=__doc__.split("\n")[0])
-    register_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        args.run(args)
-    except (BagError, WriterError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rosbags.rosbag2 import WriterError
 
-from ghtt_ros.bag import STORAGES, BagError, register_commands
+from ghtt_ros.bag.io import STORAGES, BagError, register_commands
 
 # Exit status of `evaluate` when the bag could be read only in part, or live and offline scores differ.
 EXIT_PARTIAL, EXIT_MISMATCH = 3, 4
@@ -39,7 +39,7 @@ def load_sequence(source, root=None, split=None, view=None, name=None, seed=0, a
     if fine_grained_dir is not None and source != "assemblyhands":  # before generating or reading anything
         raise ValueError(f"--fine-grained-dir is for source assemblyhands, not {source!r}")
     if source == "synthetic":
-        from ghtt_ros.demo_sources import SyntheticActionSource
+        from ghtt_ros.demo.sources import SyntheticActionSource
 
         return SyntheticActionSource(seed, actions, 0, view=view or "front").sequence
     if root is None:
@@ -63,7 +63,7 @@ def load_sequence(source, root=None, split=None, view=None, name=None, seed=0, a
 
 
 def _from_dataset(args):
-    from ghtt_ros.bag_dataset import write_dataset_bag
+    from ghtt_ros.bag.dataset import write_dataset_bag
 
     sequence = load_sequence(args.source, args.root, args.split, args.view, args.sequence, args.seed, args.actions,
                              args.fine_grained_dir)
@@ -93,8 +93,8 @@ def evaluate_bag(bag_path, output, modes, checkpoint, config, device="cpu", rate
     "throughput": {mode: x real time}, "input": what was evaluated}."""
     from ghtt_core.evaluate.stream_report import write_stream_report
     from ghtt_core.evaluate.stream_scoring import score_differences, score_stream
-    from ghtt_ros.bag_evaluation import estimator_parameters, read_evaluation_bag, run_offline
-    from ghtt_ros.bag_live import run_live
+    from ghtt_ros.bag.evaluation import estimator_parameters, read_evaluation_bag, run_offline
+    from ghtt_ros.bag.live import run_live
 
     output = Path(output)
     if "live" in modes and (output / "live" / "outputs_bag").exists():
@@ -147,7 +147,7 @@ def _evaluate(args):
     import torch
 
     from ghtt_core.pipeline import PipelineConfig
-    from ghtt_ros.pipeline_node import checkpoint_path
+    from ghtt_ros.nodes.pipeline import checkpoint_path
 
     torch.set_num_threads(1)  # as the nodes do: torch's pool would fight the executor threads
 
@@ -175,7 +175,7 @@ def _evaluate(args):
 
 
 def _run_bag_command(args):
-    """record / play / info from ghtt_ros.bag return nothing on success."""
+    """record / play / info from ghtt_ros.bag.io return nothing on success."""
     args.run(args)
     return 0
 

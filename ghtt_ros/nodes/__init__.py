@@ -1,0 +1,1 @@
+"""The ghtt ROS 2 nodes and what they share: lifecycle base, parameters, diagnostics, worker queue."""
