@@ -48,6 +48,9 @@ class Prediction:
     conditioning_action: Hypothesis
     sampling_temperature: float
     model_id: str = ""
+    # (2,) per hand in [0, 1]: how far the forecast is trusted (1 = as the model made it; lower = shrunk towards
+    # the last observed pose because the observation looked out of domain); None = fully trusted.
+    trust: np.ndarray | None = None
 
 
 def prediction_statistics(positions, hand_present):

@@ -230,6 +230,9 @@ def motion_prediction_to_msg(prediction: Prediction):
     temperature = float(prediction.sampling_temperature)
     if not np.isfinite(temperature) or temperature < 0:
         raise ValueError(f"MotionPrediction.sampling_temperature must be finite and >= 0, got {temperature}")
+    trust = np.ones(2, np.float32) if prediction.trust is None else np.asarray(prediction.trust, np.float32)
+    if trust.shape != (2,) or not np.all((trust[hand_present] >= 0) & (trust[hand_present] <= 1)):
+        raise ValueError(f"MotionPrediction.trust: expected 2 values in [0, 1] for the present hands, got {trust}")
     mean, spread = prediction_statistics(positions, hand_present)
     num_samples, num_frames, _, num_joints, _ = positions.shape
     msg = MotionPrediction()
@@ -244,6 +247,7 @@ def motion_prediction_to_msg(prediction: Prediction):
     msg.positions = positions.reshape(-1)
     msg.mean = mean.reshape(-1)
     msg.spread = spread.reshape(-1)
+    msg.trust = np.where(hand_present, trust, np.nan).astype(np.float32)
     msg.model_id = prediction.model_id
     return msg
 
@@ -271,5 +275,6 @@ def motion_prediction_from_msg(msg):
         conditioning_action=hypothesis_from_msg(msg.conditioning_action),
         sampling_temperature=float(msg.sampling_temperature),
         model_id=msg.model_id,
+        trust=np.asarray(msg.trust, dtype=np.float32),
     )
     return prediction, arrays["mean"], arrays["spread"]

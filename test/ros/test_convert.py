@@ -81,7 +81,8 @@ def predictions(draw):
     return Prediction(
         stamp_ns=draw(stamps), frame_id="cam", mode=draw(st.sampled_from(PREDICTION_MODES)),
         frame_period_s=1 / 30, positions=positions, hand_present=present,
-        conditioning_action=draw(hypotheses), sampling_temperature=draw(st.floats(0, 10, width=32)), model_id="m")
+        conditioning_action=draw(hypotheses), sampling_temperature=draw(st.floats(0, 10, width=32)), model_id="m",
+        trust=draw(hnp.arrays(np.float32, (2,), elements=st.floats(0, 1, width=32))))
 
 
 @settings(max_examples=40, deadline=None)
@@ -90,6 +91,8 @@ def test_motion_prediction_round_trip_is_exact(prediction):
     decoded, mean, spread = convert.motion_prediction_from_msg(convert.motion_prediction_to_msg(prediction))
     np.testing.assert_array_equal(decoded.positions, prediction.positions)
     np.testing.assert_array_equal(decoded.hand_present, prediction.hand_present)
+    np.testing.assert_array_equal(decoded.trust[prediction.hand_present], prediction.trust[prediction.hand_present])
+    assert np.isnan(decoded.trust[~prediction.hand_present]).all()
     assert decoded.mode == prediction.mode and decoded.conditioning_action == prediction.conditioning_action
     expected_mean, expected_spread = prediction_statistics(prediction.positions, prediction.hand_present)
     np.testing.assert_array_equal(mean, expected_mean)
@@ -165,6 +168,9 @@ def test_prediction_rejects_bad_input():
     nan_positions[0, 0, 1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         convert.motion_prediction_to_msg(Prediction(**{**good.__dict__, "positions": nan_positions}))
+    with pytest.raises(ValueError, match="trust"):
+        convert.motion_prediction_to_msg(Prediction(**{**good.__dict__, "trust": np.array([1.5, 0.5])}))
+    assert np.array_equal(convert.motion_prediction_to_msg(good).trust, [1.0, 1.0])  # None = fully trusted
     msg = convert.motion_prediction_to_msg(good)
     msg.num_frames = 4
     with pytest.raises(ValueError, match="layout"):
