@@ -60,10 +60,11 @@ class ObjectTokens(nn.Module):
 class TextAlignment(nn.Module):
     """Learned Linear text -> latent (the authors' `bert_to_latent`), the L_dist + L_con losses and label scores."""
 
-    def __init__(self, text_dim: int, d_model: int, tau: float):
+    def __init__(self, text_dim: int, d_model: int, tau: float, label_smoothing: float = 0.0):
         super().__init__()
         self.text_dim = text_dim
         self.tau = tau
+        self.label_smoothing = label_smoothing
         self.text_to_latent = nn.Linear(text_dim, d_model)
 
     def project(self, label_embeddings: torch.Tensor) -> torch.Tensor:
@@ -83,7 +84,8 @@ class TextAlignment(nn.Module):
         anchors = self.project(label_embeddings)
         return {
             "dist": F.l1_loss(latent, anchors[labels]),
-            "con": F.cross_entropy(cosine_logits(latent, anchors, self.tau), labels),
+            "con": F.cross_entropy(cosine_logits(latent, anchors, self.tau), labels,
+                                   label_smoothing=self.label_smoothing),
         }
 
     def top_k(self, latent, label_embeddings, k: int):
@@ -137,7 +139,7 @@ class ActionBlock(nn.Module):
         d = cfg.transformer.d_model
         self.vae = TransformerVAE(cfg.transformer)
         self.objects = ObjectTokens(cfg.text_dim, d)
-        self.alignment = TextAlignment(cfg.text_dim, d, cfg.tau)
+        self.alignment = TextAlignment(cfg.text_dim, d, cfg.tau, cfg.label_smoothing)
 
     @property
     def d_model(self) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ghtt_core.action_block import ActionBlock
+from ghtt_core.forecast_calibration import ForecastCalibration
 from ghtt_core.config import ModelConfig
 from ghtt_core.pose_block import PoseBlock
 from ghtt_core.taxonomy import Taxonomy
@@ -87,6 +88,7 @@ class ModelCheckpoint:
     model_id: str
     training: TrainingState | None = None
     provenance: dict = field(default_factory=dict)
+    calibration: ForecastCalibration | None = None  # fitted by `ghtt calibrate` (ghtt_core.calibration)
 
     @property
     def kind(self) -> str:
@@ -112,6 +114,7 @@ def save_checkpoint(
     label_embeddings: LabelEmbeddings | None = None,
     training: TrainingState | None = None,
     provenance: dict | None = None,
+    calibration: ForecastCalibration | None = None,
 ) -> str:
     """Write the checkpoint atomically (temporary file + rename) and return its model id.
 
@@ -140,6 +143,7 @@ def save_checkpoint(
         "label_embeddings": None,
         "training": None,
         "provenance": dict(provenance or {}),
+        "calibration": None if calibration is None else calibration.to_dict(),
     }
     if action_block is not None:
         payload["state_dicts"]["action"] = _cpu_state(action_block)
@@ -217,6 +221,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", requir
             label_embeddings = LabelEmbeddings(stored["encoder_id"], stored["actions"], stored["objects"])
             label_embeddings.check_matches(taxonomy)
         training = None if payload["training"] is None else TrainingState(**payload["training"])
+        stored_calibration = payload.get("calibration")
+        calibration = None if stored_calibration is None else ForecastCalibration.from_dict(stored_calibration)
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise CheckpointError(f"checkpoint {path} is inconsistent: {error}") from error
     return ModelCheckpoint(
@@ -228,6 +234,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", requir
         model_id=payload["model_id"],
         training=training,
         provenance=payload["provenance"],
+        calibration=calibration,
     )
 
 
@@ -242,4 +249,5 @@ def export_for_inference(source: str | Path, destination: str | Path) -> str:
     provenance = {**model.provenance, "exported_from": str(source),
                   "training_steps": None if model.training is None else model.training.step}
     return save_checkpoint(destination, model.config, model.pose_block, model.action_block, model.taxonomy,
-                           model.label_embeddings, training=None, provenance=provenance)
+                           model.label_embeddings, training=None, provenance=provenance,
+                           calibration=model.calibration)

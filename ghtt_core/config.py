@@ -76,6 +76,13 @@ class ActionBlockConfig:
     # 0 trains exactly as the authors did (L_mid only).
     lambda_rollout: float = 0.0
     rollout_clips: int = 5
+    # Rollout as P.b runs it (docs/model.md): future clip 0 decoded from the last observed clip's mid-level (frozen
+    # P-Dec) and every trajectory integrated from the last observed frame, instead of from the true future clip 0.
+    rollout_from_observation: bool = False
+    # Weight (inside lambda_rollout) of the mean joint distance of the decoded rollout, placed in the camera from the
+    # rollout's base frame, to the true joints (decimetres): the quantity ADE scores. 0 = only L_pred + L_trj.
+    rollout_joint_weight: float = 0.0
+    label_smoothing: float = 0.0  # on L_con's cross-entropy over the taxonomy
     sample_factor: float = 5.0
 
     def __post_init__(self):
@@ -88,6 +95,10 @@ class ActionBlockConfig:
             raise ValueError(f"lambda_rollout must be >= 0, got {self.lambda_rollout}")
         if self.rollout_clips < 1:
             raise ValueError(f"rollout_clips must be >= 1, got {self.rollout_clips}")
+        if self.rollout_joint_weight < 0:
+            raise ValueError(f"rollout_joint_weight must be >= 0, got {self.rollout_joint_weight}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ghtt_core import forecast_calibration
 from ghtt_core.action_block import ActionInputs, following_phases
 from ghtt_core.checkpoint import ModelCheckpoint
 from ghtt_core.nn import draw_latents
@@ -42,6 +43,7 @@ from ghtt_core.skeleton import FINGERS, NUM_HANDS, NUM_JOINTS, UNUSED_JOINT, pal
 # A hand last seen at most this many frames before the end of the observation is still predicted, anchored at the
 # frame where it was last seen (it is assumed to have stayed there during the short dropout).
 DEFAULT_END_TOLERANCE_FRAMES = 4
+DEFAULT_TEMPERATURE = 5.0  # the authors' test-time std factor
 
 _THUMB_MCP = FINGERS["thumb"][1]
 _GEOMETRY_DTYPE = torch.float64
@@ -152,10 +154,13 @@ class ActionScores:
 @dataclass
 class MotionForecast:
     """joints (B, S, T, 2, 21, 3) float32 metres, camera frame; frame i follows the last observed frame by i + 1
-    frame periods. Sample 0 decodes the means. hand_present (B, 2): hands not predicted are NaN."""
+    frame periods. Sample 0 decodes the means. hand_present (B, 2): hands not predicted are NaN.
+    trust (B, 2): how far the forecast was kept (1) or shrunk towards holding the last pose (towards 0) by the
+    checkpoint's forecast calibration (ghtt_core.calibration); None when no calibration was applied."""
 
     joints: torch.Tensor
     hand_present: torch.Tensor
+    trust: torch.Tensor | None = None
 
 
 def _check_observation(joints, presence, frame_valid, clip_len):
@@ -251,6 +256,12 @@ class GHTTInference:
         self.label_embeddings = None
         if model.label_embeddings is not None:
             self.label_embeddings = model.label_embeddings.to(self.device)
+        self.calibration = model.calibration
+
+    @property
+    def default_temperature(self) -> float:
+        """The sampling temperature whose spread was calibrated (ghtt calibrate), else the authors' 5."""
+        return DEFAULT_TEMPERATURE if self.calibration is None else self.calibration.temperature
 
     # ---- observation -----------------------------------------------------------------------------------------
 
@@ -406,6 +417,21 @@ class GHTTInference:
         )
         return MotionForecast(joints=_output_joints(joints, present[:, None, None]), hand_present=present)
 
+    def _calibrated(self, observation: EncodedObservation, forecast: MotionForecast, calibrated: bool
+                    ) -> MotionForecast:
+        """Apply the checkpoint's forecast calibration (horizon gain x trust, towards holding the last pose)."""
+        if not calibrated or self.calibration is None:
+            return forecast
+        present = forecast.hand_present
+        trust = self.calibration.trust(forecast_calibration.observation_residual(observation))
+        trust = torch.where(present, torch.nan_to_num(trust, nan=0.0), torch.full_like(trust, float("nan")))
+        frames = forecast.joints.shape[2]
+        factor = self.calibration.gain(frames, self.device)[None, :, None] * torch.nan_to_num(trust)[:, None, :]
+        hold = forecast_calibration.hold_joints(observation)
+        joints = forecast_calibration.shrink_towards_hold(forecast.joints.to(_GEOMETRY_DTYPE), hold, factor)
+        return MotionForecast(joints=_output_joints(joints, present[:, None, None]), hand_present=present,
+                              trust=trust.float())
+
     @torch.no_grad()
     def predict_action_guided(
         self,
@@ -414,18 +440,21 @@ class GHTTInference:
         phase=None,
         num_samples: int = 20,
         horizon_frames: int = 96,
-        temperature: float = 5.0,
+        temperature: float | None = None,
         generator: torch.Generator | None = None,
         action_label: str | None = None,
+        calibrated: bool = True,
     ) -> MotionForecast:
         """P.b with gt_ite0=False (method-notes 4.5): P-Enc -> A-Enc -> A-Dec -> P-Dec, memory = one mid-level.
 
         Future clip 0 = P-Dec of the last observed clip's mid-level (sampled for samples >= 1), so the forecast
         starts right after the observation; A-Dec mid-level j decodes into future clip j + 1. Velocities are
         integrated continuously from the observation's base frame. action_label: action-controlled generation
-        (the projected label embedding replaces mu_A as the A-Dec memory).
+        (the projected label embedding replaces mu_A as the A-Dec memory). temperature None: the calibrated one
+        (default_temperature). calibrated: apply the checkpoint's forecast calibration, if it has one.
         """
         self._require_action_block("action-guided prediction")
+        temperature = self.default_temperature if temperature is None else temperature
         num_clips = self._check_horizon(horizon_frames, num_samples)
         if num_clips - 1 > self.action_block.cfg.max_clips:
             raise ValueError(
@@ -448,7 +477,8 @@ class GHTTInference:
                 action_embedding=action_embedding,
                 generator=generator,
             ))  # (B, S, C-1, d)
-        return self.decode_midlevels(observation, torch.cat(mids, dim=2), horizon_frames)
+        forecast = self.decode_midlevels(observation, torch.cat(mids, dim=2), horizon_frames)
+        return self._calibrated(observation, forecast, calibrated)
 
     @torch.no_grad()
     def decode_midlevels(self, observation: EncodedObservation, mids: torch.Tensor, horizon_frames: int
@@ -468,16 +498,18 @@ class GHTTInference:
         observation: EncodedObservation,
         num_samples: int = 20,
         horizon_frames: int = 96,
-        temperature: float = 5.0,
+        temperature: float | None = None,
         generator: torch.Generator | None = None,
+        calibrated: bool = True,
     ) -> MotionForecast:
         """P.a (method-notes 5.2): the P-Block alone, one clip at a time with memory [m, e_1..e_N].
 
         Each decoded clip is re-normalised and fed back as the next P-Enc input; m is the mean for sample 0 and a
         draw with std x temperature for the others, at every iteration. Each clip's first velocity maps onto the
         previous clip's last frame, so integrating the concatenated clips from the observation's base frame is
-        the same as chaining base->camera across iterations.
+        the same as chaining base->camera across iterations. temperature and calibrated: as in predict_action_guided.
         """
+        temperature = self.default_temperature if temperature is None else temperature
         num_clips = self._check_horizon(horizon_frames, num_samples)
         batch = observation.mu.shape[0]
         last = observation.last_clip_encoding()
@@ -494,7 +526,9 @@ class GHTTInference:
             mids = _draw_per_sample(encoding.mu, encoding.logvar, num_samples, temperature, generator)
             decoded.append(self.pose_block.decode_with_skip(mids, encoding.tokens, encoding.frame_valid))
         features = torch.stack(decoded, dim=1).unflatten(0, (batch, num_samples))  # (B, S, C, N, 153)
-        return self._decode_forecast(observation.placement, observation.hand_present_at_end, features, horizon_frames)
+        forecast = self._decode_forecast(observation.placement, observation.hand_present_at_end, features,
+                                         horizon_frames)
+        return self._calibrated(observation, forecast, calibrated)
 
     @torch.no_grad()
     def interpolate_midlevels(self, clip_a, presence_a, clip_b, presence_b, weights) -> MotionForecast:

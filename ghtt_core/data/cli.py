@@ -41,6 +41,12 @@ def register(subparsers):
     generate.add_argument("--noise-level", default="medium", choices=("none", "low", "medium", "high"))
     generate.add_argument("--one-hand-absent-fraction", type=float, default=0.0)
     generate.add_argument("--random-views", type=int, default=None)
+    generate.add_argument("--style-domain", default="default", choices=("default", "shifted"),
+                          help="subject style ranges; 'shifted' = faster/slower, larger movements, other grasp "
+                               "postures, more left-handers: motion a model trained on 'default' never saw")
+    generate.add_argument("--named-views", default=None,
+                          help="comma-separated named views (front,left,right,top,ego; default all; '' = none, "
+                               "e.g. with --random-views 3 for cameras a model never saw)")
     generate.set_defaults(handler=_generate)
 
     inspect = commands.add_parser("inspect", help="print statistics of a dataset and optionally plot a sequence")
@@ -78,7 +84,9 @@ def _generate(args):
     from ghtt_core.taxonomy import Taxonomy
 
     config = GeneratorConfig(seed=args.seed, noise_level=args.noise_level,
-                             one_hand_absent_fraction=args.one_hand_absent_fraction)
+                             one_hand_absent_fraction=args.one_hand_absent_fraction, style_domain=args.style_domain)
+    if args.named_views is not None:
+        config = replace(config, named_views=tuple(view for view in args.named_views.split(",") if view))
     if args.num_recordings is not None:
         config = replace(config, num_recordings=args.num_recordings)
     if args.random_views is not None:
@@ -87,7 +95,9 @@ def _generate(args):
     started = time.perf_counter()
     index = write_dataset(args.out, generate_benchmark(config), taxonomy,
                           provenance={"generator": "ghtt synthetic", "config": config.to_dict()},
-                          view_splits=SYNTHETIC_VIEW_SPLITS)
+                          view_splits=SYNTHETIC_VIEW_SPLITS
+                          if {v for views in SYNTHETIC_VIEW_SPLITS.values() for v in views} <= set(config.named_views)
+                          else None)
     seconds = time.perf_counter() - started
     frames = sum(entry["num_frames"] for entry in index["recordings"])
     actions = sum(len(entry["actions"]) for entry in index["recordings"])

@@ -24,7 +24,7 @@ import torch
 from ghtt_core.evaluate import baselines
 from ghtt_core.evaluate.metrics import ade, apd, fde, mpjpe, mpjpe_pa, mpjpe_ra
 from ghtt_core.flattened import FlattenedInputs, FlattenedModel
-from ghtt_core.inference import DEFAULT_END_TOLERANCE_FRAMES, GHTTInference, MotionForecast
+from ghtt_core.inference import DEFAULT_END_TOLERANCE_FRAMES, DEFAULT_TEMPERATURE, GHTTInference, MotionForecast
 from ghtt_core.representation import encode_features, placement_from_features
 from ghtt_core.taxonomy import Taxonomy
 
@@ -48,8 +48,8 @@ class PredictionWindows:
     future_valid: torch.Tensor
     remaining_frames: torch.Tensor
     start_in_action: torch.Tensor
-    labels: torch.Tensor
-    nouns: torch.Tensor
+    labels: torch.Tensor  # -1: an action outside the taxonomy (another dataset's classes)
+    nouns: torch.Tensor  # -1: an object outside the taxonomy (predictors then use the unknown-object token)
     views: list
 
     def __len__(self) -> int:
@@ -72,6 +72,15 @@ def _padded_frames(start: int, count: int, end: int):
 
 
 OBSERVED_INPUTS = ("truth", "estimated")
+
+
+def known_index(index, name: str) -> int:
+    """A taxonomy look-up (taxonomy.action_index / object_index) that gives -1 for a name outside the taxonomy, so
+    that a model can be scored on another dataset's recordings (prediction and refinement need no class)."""
+    try:
+        return index(name)
+    except ValueError:
+        return -1
 
 
 def prediction_windows(sequences, taxonomy: Taxonomy, min_remaining_frames: int, stride: int = WINDOW_STRIDE,
@@ -105,8 +114,8 @@ def prediction_windows(sequences, taxonomy: Taxonomy, min_remaining_frames: int,
                 parts["fv"].append(valid)
                 parts["remaining"].append(segment.end - start)
                 parts["start"].append(start - segment.start)
-                parts["label"].append(taxonomy.action_index(segment.label))
-                parts["noun"].append(taxonomy.object_index(segment.noun))
+                parts["label"].append(known_index(taxonomy.action_index, segment.label))
+                parts["noun"].append(known_index(taxonomy.object_index, segment.noun))
                 views.append(sequence.view)
     if not views:
         raise ValueError(f"no action leaves {min_length} frames for a prediction window")
@@ -120,7 +129,8 @@ def prediction_windows(sequences, taxonomy: Taxonomy, min_remaining_frames: int,
 class RecognitionSequences:
     """N whole trimmed actions as K clips of 16 frames: input_joints / truth_joints (N, K, 16, 2, 21, 3) metres,
     input_presence / truth_presence (N, K, 16, 2), frame_valid (N, K, 16) (False = padding after the action end),
-    labels (N,), views. The input is the estimated pose where the data has one, else the ground truth."""
+    labels (N,) (-1 = outside the taxonomy), views. The input is the estimated pose where the data has one, else the
+    ground truth."""
 
     input_joints: torch.Tensor
     input_presence: torch.Tensor
@@ -165,7 +175,7 @@ def recognition_sequences(sequences, taxonomy: Taxonomy, max_clips: int = 16,
         truth_joints=stacked["tj"].reshape(*clips, 2, 21, 3),
         truth_presence=stacked["tp"].reshape(*clips, 2),
         frame_valid=stacked["valid"].reshape(clips),
-        labels=torch.tensor([taxonomy.action_index(segment.label) for _, segment in items]),
+        labels=torch.tensor([known_index(taxonomy.action_index, segment.label) for _, segment in items]),
         views=[sequence.view for sequence, _ in items],
     )
 
@@ -206,39 +216,50 @@ class ConstantVelocityPredictor:
                                            horizon_frames=windows.future_joints.shape[1], damping=self.damping)
 
 
+def _calibration_options(calibrated: bool) -> dict:
+    """Calibrated: the checkpoint's calibration and temperature; raw: none, and the authors' temperature 5."""
+    return {"calibrated": True} if calibrated else {"calibrated": False, "temperature": DEFAULT_TEMPERATURE}
+
+
 def _one_clip_observation(inference: GHTTInference, windows: PredictionWindows):
     return inference.encode_observation(windows.observed_joints.unsqueeze(1), windows.observed_presence.unsqueeze(1))
 
 
 @dataclass
 class PoseOnlyPredictor:
-    """G-HTT P.a: the P-Block alone, autoregressive (method-notes 5.2)."""
+    """G-HTT P.a: the P-Block alone, autoregressive (method-notes 5.2). calibrated: with the checkpoint's forecast
+    calibration (if it has one) and its calibrated temperature; False: the raw model at the authors' temperature."""
 
     inference: GHTTInference
     name: str = "G-HTT P.a"
     stochastic: bool = True
+    calibrated: bool = True
 
     def predict(self, windows, num_samples, generator):
         return self.inference.predict_pose_only(_one_clip_observation(self.inference, windows), num_samples,
-                                                windows.future_joints.shape[1], generator=generator)
+                                                windows.future_joints.shape[1], generator=generator,
+                                                **_calibration_options(self.calibrated))
 
 
 @dataclass
 class ActionGuidedPredictor:
     """G-HTT P.b (method-notes 5.3) with the ground-truth object token and phase. with_true_action: the A-Dec is
-    driven by the ground-truth action's projected text embedding (action-controlled generation) instead of mu_A."""
+    driven by the ground-truth action's projected text embedding (action-controlled generation) instead of mu_A.
+    calibrated: as for PoseOnlyPredictor."""
 
     inference: GHTTInference
     with_true_action: bool = False
     name: str = "G-HTT P.b"
     stochastic: bool = True
+    calibrated: bool = True
 
     def predict(self, windows, num_samples, generator):
         observation = _one_clip_observation(self.inference, windows)
         objects = self.inference.model.taxonomy.objects
-        options = dict(object_names=[[objects[noun]] for noun in windows.nouns.tolist()],
+        options = dict(object_names=[[objects[noun] if noun >= 0 else ""] for noun in windows.nouns.tolist()],
                        phase=(windows.start_in_action // CLIP_FRAMES).unsqueeze(1), num_samples=num_samples,
-                       horizon_frames=windows.future_joints.shape[1], generator=generator)
+                       horizon_frames=windows.future_joints.shape[1], generator=generator,
+                       **_calibration_options(self.calibrated))
         if not self.with_true_action:
             return self.inference.predict_action_guided(observation, **options)
         return _per_label(self.inference, observation, windows.labels, options)

@@ -10,7 +10,11 @@ added to the input mid-levels inside ActionBlock.forward during training.
 Rollout loss (action.lambda_rollout > 0, beyond the authors' code): the predicted mid-levels of future clips
 0..R-1 (R = action.rollout_clips) go through the frozen P-Dec into future clips 1..R, as in P.b, and their poses and
 their trajectory, integrated from the last frame of the (true) future clip 0, are compared with the truth by the
-P-Block's own L_pred / L_trj terms. L_mid alone matches mid-levels, not where the decoded hands end up.
+P-Block's own L_pred / L_trj terms. L_mid alone matches mid-levels, not where the decoded hands end up. With
+action.rollout_from_observation the rollout is P.b exactly: future clip 0 is decoded from the last observed clip's
+input mid-level and the trajectory starts at the last observed frame, so the A-Block learns to continue the P-Dec's
+own first clip instead of a true one it never gets at test time. action.rollout_joint_weight adds the mean distance
+of the decoded joints to the true ones (placed from the rollout's base frame), the quantity ADE scores.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from torch import nn
 from ghtt_core.action_block import ActionBlock, ActionInputs
 from ghtt_core.checkpoint import KIND_FULL, LabelEmbeddings, load_checkpoint, save_checkpoint
 from ghtt_core.config import ModelConfig
-from ghtt_core.nn import masked_l1
+from ghtt_core import geometry
+from ghtt_core.nn import masked_l1, masked_mean
 from ghtt_core.pose_block import PoseBlock, trajectory_from_features
-from ghtt_core.representation import encode_features, local2base, local2base_mask
+from ghtt_core.representation import decode_features, encode_features, local2base, local2base_mask
+from ghtt_core.skeleton import USED_JOINTS
 from ghtt_core.taxonomy import Taxonomy
 from ghtt_core.train.distributed import init_distributed, shutdown_distributed
 from ghtt_core.train.loop import LoopOptions, LoopResult, run_training
@@ -55,15 +61,19 @@ class ActionWindowDataset(torch.utils.data.Dataset):
     rollout_clips > 0 (needs a cache with truth joints) adds the rollout targets: "rollout_joints" (1 + R N, 2, 21, 3)
     from the last frame of future clip 0 on, "rollout_presence" (1 + R N, 2) and "rollout_valid" (1 + R N,): frames
     inside the action whose clip is decoded from a predicted mid-level of the window (clip j + 1 from mid j < n_pred).
+    rollout_from_observation: the targets start one clip earlier, at the last observed frame (1 + (R + 1) N frames),
+    future clip 0 counts too, and "rollout_first_mid" (d,) is the last observed clip's input mid-level it is decoded
+    from.
     """
 
     def __init__(self, cache: list[ActionMidLevels], capacity: int, random_lengths: bool, rollout_clips: int = 0,
-                 clip_len: int = 16):
+                 clip_len: int = 16, rollout_from_observation: bool = False):
         self.cache = cache
         self.capacity = capacity
         self.random_lengths = random_lengths
         self.rollout_clips = rollout_clips
         self.clip_len = clip_len
+        self.rollout_from_observation = rollout_from_observation
         if rollout_clips and any(action.truth_joints is None for action in cache):
             raise ValueError("rollout targets need a mid-level cache built with keep_truth_joints=True")
         self.index = [(a, s) for a, action in enumerate(cache) for s in range(len(action.input_mids))]
@@ -103,14 +113,18 @@ class ActionWindowDataset(torch.utils.data.Dataset):
         }
         if self.rollout_clips:
             item.update(self._rollout_targets(action, start + n_obs, n_pred))
+            if self.rollout_from_observation:
+                item["rollout_first_mid"] = action.input_mids[start + n_obs - 1]
         return item
 
     def _rollout_targets(self, action: ActionMidLevels, first_future_clip: int, n_pred: int) -> dict:
         n = self.clip_len
-        base = (first_future_clip + 1) * n - 1  # last frame of future clip 0, in the action's frames
-        offsets = torch.arange(1 + self.rollout_clips * n)
+        lead = int(self.rollout_from_observation)  # clips decoded before the one from predicted mid-level 0
+        base = (first_future_clip + 1 - lead) * n - 1  # last observed frame, or last frame of future clip 0
+        offsets = torch.arange(1 + (self.rollout_clips + lead) * n)
         frames = base + offsets
-        decoded_from = (offsets - 1).div(n, rounding_mode="floor")  # the future clip whose mid-level decodes frame
+        # The predicted mid-level whose decoding holds each frame (-1: the last observed clip's mid-level).
+        decoded_from = (offsets - 1).div(n, rounding_mode="floor") - lead
         num_frames = len(action.truth_joints)
         valid = (frames < num_frames) & (decoded_from < n_pred)
         valid[0] = base < num_frames
@@ -126,19 +140,35 @@ def _padded(rows: torch.Tensor, length: int) -> torch.Tensor:
     return out
 
 
-def rollout_loss_terms(pose_block: PoseBlock, predicted_mids: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+def rollout_loss_terms(pose_block: PoseBlock, predicted_mids: torch.Tensor, batch: dict,
+                       with_joints: bool = False) -> dict[str, torch.Tensor]:
     """L_pred and L_trj of the P-Block (pose_block.hand_loss_terms) on the P-Dec decoding of predicted_mids[:, :R]
-    against the batch's rollout targets (ActionWindowDataset); trajectories start at the rollout's base frame."""
+    (after the decoding of "rollout_first_mid" when the batch has it) against the batch's rollout targets
+    (ActionWindowDataset); trajectories start at the rollout's base frame. with_joints adds "roll_joints": the mean
+    distance (decimetres) of the used joints, decoded and placed from the base frame's true palm frame and size, to
+    the true joints."""
     truth = encode_features(batch["rollout_joints"].double(), batch["rollout_presence"].bool(),
                             batch["rollout_valid"].bool())
     num_clips = (truth.features.shape[1] - 1) // pose_block.cfg.clip_len
-    decoded = pose_block.decode_mid(predicted_mids[:, :num_clips]).flatten(1, 2)  # (B, R N, 153)
+    mids = predicted_mids
+    if "rollout_first_mid" in batch:
+        mids = torch.cat([batch["rollout_first_mid"].unsqueeze(1).to(mids.dtype), mids], dim=1)
+    decoded = pose_block.decode_mid(mids[:, :num_clips]).flatten(1, 2)  # (B, R N, 153)
     trajectory = local2base(truth.R_cam2local, truth.t_cam2local, 0)[:, 1:].float()
     trajectory_mask = local2base_mask(truth.presence, 0)[:, 1:]
-    return {
+    terms = {
         "roll_pred": masked_l1(decoded, truth.features[:, 1:].float(), truth.feature_mask[:, 1:]),
         "roll_trj": masked_l1(trajectory_from_features(decoded), trajectory, trajectory_mask),
     }
+    if with_joints:
+        R_base2cam, t_base2cam = geometry.invert_transform(truth.R_cam2local[:, 0], truth.t_cam2local[:, 0])
+        joints = decode_features(decoded.double(), R_base2cam, t_base2cam,
+                                 truth.palm_size[:, 0])
+        used = list(USED_JOINTS)
+        distance = (joints[..., used, :] - batch["rollout_joints"][:, 1:, :, used].double()).norm(dim=-1).mean(-1)
+        counted = truth.presence[:, 1:] & truth.presence[:, :1]  # (B, T, 2): at the base and at the frame
+        terms["roll_joints"] = masked_mean(distance.float() * 10.0, counted)
+    return terms
 
 
 class ActionTrainingStep(nn.Module):
@@ -153,6 +183,7 @@ class ActionTrainingStep(nn.Module):
         self.register_buffer("object_embeddings", label_embeddings.objects.clone().float())
         self.object_drop_prob = object_drop_prob
         self.lambda_rollout = action_block.cfg.lambda_rollout
+        self.rollout_joint_weight = action_block.cfg.rollout_joint_weight
         if self.lambda_rollout > 0 and pose_block is None:
             raise ValueError("lambda_rollout > 0 needs the frozen P-Block to decode the predicted mid-levels")
         # Kept outside the module tree: the P-Block is frozen, stays in eval mode and belongs to no optimiser.
@@ -178,9 +209,13 @@ class ActionTrainingStep(nn.Module):
             output, self.action_embeddings, batch["label"], batch["future_mids"], batch["future_valid"]
         )
         if self.lambda_rollout > 0:
-            rollout = rollout_loss_terms(self._frozen_pose_block[0], output.predicted_mids, batch)
+            rollout = rollout_loss_terms(self._frozen_pose_block[0], output.predicted_mids, batch,
+                                         with_joints=self.rollout_joint_weight > 0)
             terms.update(rollout)
-            terms["total"] = terms["total"] + self.lambda_rollout * (rollout["roll_pred"] + rollout["roll_trj"])
+            rollout_total = rollout["roll_pred"] + rollout["roll_trj"]
+            if self.rollout_joint_weight > 0:
+                rollout_total = rollout_total + self.rollout_joint_weight * rollout["roll_joints"]
+            terms["total"] = terms["total"] + self.lambda_rollout * rollout_total
         return terms
 
 
@@ -258,9 +293,10 @@ def train_action(
         return run_training(
             step_module,
             ActionWindowDataset(train_cache, capacity, random_lengths=True, rollout_clips=rollout_clips,
-                                clip_len=clip_len),
+                                clip_len=clip_len, rollout_from_observation=config.action.rollout_from_observation),
             ActionWindowDataset(val_cache, capacity, random_lengths=False, rollout_clips=rollout_clips,
-                                clip_len=clip_len) if val_cache else None,
+                                clip_len=clip_len, rollout_from_observation=config.action.rollout_from_observation)
+            if val_cache else None,
             options.loop,
             ctx,
             STAGE,

@@ -68,6 +68,14 @@ def register(subparsers):
                              "future poses and trajectory (0 = the authors' training; default: config's)")
     action.add_argument("--rollout-clips", type=int, default=None,
                         help="future clips the rollout loss decodes (default: config's action.rollout_clips)")
+    action.add_argument("--rollout-from-observation", action="store_true", default=None,
+                        help="rollout as P.b runs it: future clip 0 decoded from the last observed clip's mid-level, "
+                             "trajectories from the last observed frame (default: config's)")
+    action.add_argument("--rollout-joint-weight", type=float, default=None,
+                        help="weight (inside --lambda-rollout) of the decoded joints' distance to the truth "
+                             "(default: config's, 0)")
+    action.add_argument("--label-smoothing", type=float, default=None,
+                        help="label smoothing of the recognition cross-entropy L_con (default: config's, 0)")
     action.add_argument("--text-cache", type=Path, default=None,
                         help="directory for the text encoder's disk cache of label embeddings")
     action.set_defaults(handler=_train_action)
@@ -90,6 +98,30 @@ def register(subparsers):
     report.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     report.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     report.set_defaults(handler=_training_report)
+
+    calibrate = subparsers.add_parser(
+        "calibrate",
+        help="fit a checkpoint's forecast calibration (horizon gain, out-of-domain trust, sampling temperature)",
+        description="Fit the forecast calibration of a full checkpoint on held-out recordings (default: the val "
+        "subjects, never the test split) and write a copy of the checkpoint that carries it (docs/inference.md, "
+        "'Forecast calibration'). The copy's forecasts shrink towards holding the last pose where the model is "
+        "unsure (far ahead, or on motion unlike its training data) and sample at the calibrated temperature.",
+        formatter_class=_HelpFormatter,
+    )
+    calibrate.add_argument("--checkpoint", type=Path, required=True, help="a full checkpoint (ghtt train-action)")
+    calibrate.add_argument("--data", type=Path, required=True, help="dataset directory (docs/dataset.md)")
+    calibrate.add_argument("--split", default="val", help="recording split to fit on (never the test split)")
+    calibrate.add_argument("--views", default=None, help="comma-separated views (default: every view)")
+    calibrate.add_argument("--max-windows", type=int, default=2000,
+                           help="prediction windows for the gain and the thresholds (seeded random subset; 0 = all)")
+    calibrate.add_argument("--coverage-windows", type=int, default=600,
+                           help="windows for the spread coverage of each candidate temperature")
+    calibrate.add_argument("--coverage-samples", type=int, default=10, help="random samples per window for coverage")
+    calibrate.add_argument("--seed", type=int, default=0, help="seed of the window subsets and the samples")
+    calibrate.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    calibrate.add_argument("--out", type=Path, required=True, help="where the calibrated copy of the checkpoint goes")
+    calibrate.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    calibrate.set_defaults(handler=_calibrate)
 
     export = subparsers.add_parser(
         "export-model",
@@ -212,7 +244,10 @@ def _train_action(args):
                                                  ("lambda_action", args.lambda_action),
                                                  ("lambda_mid", args.lambda_mid),
                                                  ("lambda_rollout", args.lambda_rollout),
-                                                 ("rollout_clips", args.rollout_clips)) if value is not None}
+                                                 ("rollout_clips", args.rollout_clips),
+                                                 ("rollout_from_observation", args.rollout_from_observation),
+                                                 ("rollout_joint_weight", args.rollout_joint_weight),
+                                                 ("label_smoothing", args.label_smoothing)) if value is not None}
     train_sequences = _sequences(args, args.train_split)
     if not train_sequences:
         raise ValueError(f"{args.data}: no sequences in split {args.train_split!r}")
@@ -245,6 +280,35 @@ def _training_report(args):
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
     print(text)
+
+
+def _calibrate(args):
+    import json
+
+    from ghtt_core.checkpoint import load_checkpoint, save_checkpoint
+    from ghtt_core.evaluate.forecast_fit import fit_calibration
+
+    _set_threads(args)
+    if args.split == "test":
+        raise ValueError("calibrating on the test split would leak it into every test figure; use --split val")
+    sequences = _sequences(args, args.split)
+    if not sequences:
+        raise ValueError(f"{args.data}: no sequences in split {args.split!r}")
+    model = load_checkpoint(args.checkpoint, require="full")
+    fitted = fit_calibration(model, sequences, max_windows=args.max_windows, coverage_windows=args.coverage_windows,
+                             coverage_samples=args.coverage_samples, seed=args.seed, progress=not args.no_progress)
+    fitted.details.update({"data": str(args.data), "split": args.split, "views": args.views or "all"})
+    provenance = {**model.provenance, "calibrated_from": str(args.checkpoint),
+                  "calibration_command": " ".join(["ghtt", *sys.argv[1:]])}
+    model_id = save_checkpoint(args.out, model.config, model.pose_block, model.action_block, model.taxonomy,
+                               model.label_embeddings, training=model.training, provenance=provenance,
+                               calibration=fitted)
+    summary = {"model_id": model_id, "temperature": fitted.temperature,
+               "residual_low": round(fitted.residual_low, 4), "residual_high": round(fitted.residual_high, 4),
+               "horizon_gain": {str(f): round(fitted.horizon_gain[f - 1], 3) for f in (1, 8, 16, 30, 48, 60, 96)
+                                if f <= len(fitted.horizon_gain)},
+               "details": fitted.details}
+    print(json.dumps(summary, indent=1))
 
 
 def _export_model(args):

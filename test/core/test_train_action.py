@@ -263,3 +263,49 @@ def test_the_rollout_loss_is_minimised_through_the_frozen_decoder(tmp_path):
     # below what the P-Dec makes of the true future mid-levels, which is all that L_mid asks for
     assert losses[-1] < float(true_mids["roll_pred"] + true_mids["roll_trj"])
     assert all(p.grad is None for p in pose_block.parameters())
+
+
+def test_rollout_from_the_observation_starts_at_the_last_observed_frame_with_its_mid_level():
+    config = tiny_config()
+    sequences = action_sequences(1)
+    taxonomy, _ = taxonomy_and_embeddings(sequences)
+    _, cache = _rollout_cache(config, sequences, taxonomy)
+    action_index = 1
+    action = cache[action_index]
+    dataset = ActionWindowDataset(cache, capacity=4, random_lengths=False, rollout_clips=2,
+                                  rollout_from_observation=True)
+    item = dataset[dataset.index.index((action_index, 0))]
+    n_obs = int(item["clip_valid"].sum())
+    n_pred = int(item["future_valid"].sum())
+    base = n_obs * 16 - 1  # the last observed frame
+    assert item["rollout_joints"].shape == (1 + 3 * 16, 2, 21, 3)
+    assert torch.equal(item["rollout_joints"][0], action.truth_joints[base])
+    assert torch.equal(item["rollout_first_mid"], action.input_mids[n_obs - 1])
+    frames = base + torch.arange(1 + 3 * 16)
+    # future clip 0 (decoded from the observed mid-level) counts whenever it is inside the action
+    decoded_from = (torch.arange(1 + 3 * 16) - 1).div(16, rounding_mode="floor") - 1
+    expected = (frames < len(action.truth_joints)) & (decoded_from < n_pred)
+    expected[0] = True
+    assert torch.equal(item["rollout_valid"], expected) and item["rollout_valid"][1:17].all()
+
+
+def test_rollout_joint_term_is_the_camera_distance_of_the_decoded_joints(monkeypatch):
+    """Decoding the true features places every joint where it was (0 mm); a constant 1 cm offset of the true
+    trajectory gives 0.1 dm."""
+    config = tiny_config()
+    sequences = action_sequences(1)
+    taxonomy, _ = taxonomy_and_embeddings(sequences)
+    pose_block, cache = _rollout_cache(config, sequences, taxonomy)
+    data = ActionWindowDataset(cache, 4, random_lengths=False, rollout_clips=2, rollout_from_observation=True)
+    batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])
+    truth = encode_features(batch["rollout_joints"].double(), batch["rollout_presence"], batch["rollout_valid"])
+    true_clips = truth.features[:, 1:].float().unflatten(1, (-1, 16))
+    monkeypatch.setattr(pose_block, "decode_mid", lambda mids: true_clips[:, :mids.shape[1]])
+    terms = rollout_loss_terms(pose_block, torch.zeros(len(true_clips), 4, config.action.transformer.d_model), batch,
+                               with_joints=True)
+    assert terms["roll_pred"] < 1e-6 and terms["roll_trj"] < 1e-6 and terms["roll_joints"] < 1e-5
+    shifted = batch["rollout_joints"].clone()
+    shifted[:, 1:] += torch.tensor([0.01, 0.0, 0.0])
+    offset = rollout_loss_terms(pose_block, torch.zeros(len(true_clips), 4, config.action.transformer.d_model),
+                                {**batch, "rollout_joints": shifted}, with_joints=True)
+    assert abs(float(offset["roll_joints"]) - 0.1) < 0.02

@@ -14,7 +14,7 @@ from ghtt_core.data.synthetic.actions import ACTION_CLASSES, perform
 from ghtt_core.data.synthetic.kinematics import world_joints
 from ghtt_core.data.synthetic.noise import EstimatorNoiseConfig, estimate_poses
 from ghtt_core.data.synthetic.objects import TABLE_X, TABLE_Y, object_spec
-from ghtt_core.data.synthetic.performer import FPS, Performer, Subject
+from ghtt_core.data.synthetic.performer import FPS, STYLE_DOMAINS, Performer, Subject
 from ghtt_core.data.synthetic.scene import (
     NAMED_VIEWS,
     ego_extrinsics,
@@ -39,8 +39,12 @@ class GeneratorConfig:
     noise_level: str = "medium"
     one_hand_absent_fraction: float = 0.0  # fraction of frames with one hand out of view (ground truth)
     idle_seconds: tuple = (0.2, 1.2)
+    # Subject style ranges (performer.STYLE_DOMAINS): "shifted" makes motion the default-trained model never saw.
+    style_domain: str = "default"
 
     def __post_init__(self):
+        if self.style_domain not in STYLE_DOMAINS:
+            raise ValueError(f"unknown style domain {self.style_domain!r}; known: {sorted(STYLE_DOMAINS)}")
         lo, hi = self.actions_per_recording
         if not 1 <= lo <= hi:
             raise ValueError(f"actions_per_recording must be 1 <= lo <= hi, got {self.actions_per_recording}")
@@ -63,7 +67,7 @@ def make_subjects(config: GeneratorConfig):
     for split, count in zip(SPLITS, config.subjects_per_split):
         for _ in range(count):
             name = f"s{len(subjects):02d}"
-            subjects.append(Subject.sample(name, rng))
+            subjects.append(Subject.sample(name, rng, STYLE_DOMAINS[config.style_domain]))
             split_of[name] = split
     return subjects, split_of
 

@@ -45,17 +45,40 @@ class Subject:
     shape: HandShape
 
     @classmethod
-    def sample(cls, name: str, rng: np.random.Generator):
-        scale = rng.uniform(0.85, 1.15)
+    def sample(cls, name: str, rng: np.random.Generator, style: "StyleDomain | None" = None):
+        style = style or STYLE_DOMAINS["default"]
+        scale = rng.uniform(*style.scale)
+        speed = rng.uniform(*style.speed)
         return cls(
             name=name,
             scale=scale,
-            speed=rng.uniform(0.85, 1.2),
-            amplitude=rng.uniform(0.85, 1.15),
-            dominant=LEFT if rng.random() < 0.15 else RIGHT,
-            style=np.radians(rng.normal(0.0, 4.0, size=(5, 4))),
+            speed=speed if rng.random() >= style.slow_fraction else 1.0 / speed,
+            amplitude=rng.uniform(*style.amplitude),
+            dominant=LEFT if rng.random() < style.left_handed_fraction else RIGHT,
+            style=np.radians(rng.normal(0.0, style.posture_sigma_deg, size=(5, 4))),
             shape=HandShape.for_subject(scale, rng),
         )
+
+
+@dataclass(frozen=True)
+class StyleDomain:
+    """Ranges the subjects are drawn from. `shifted` is out of the default domain on every axis, for testing how a
+    model trained on `default` behaves on motion it never saw: faster or (slow_fraction) slower movements, larger
+    amplitudes, more personal grasp postures, more left-handers."""
+
+    scale: tuple = (0.85, 1.15)
+    speed: tuple = (0.85, 1.2)
+    slow_fraction: float = 0.0  # share of subjects whose speed is 1 / the drawn value
+    amplitude: tuple = (0.85, 1.15)
+    posture_sigma_deg: float = 4.0
+    left_handed_fraction: float = 0.15
+
+
+STYLE_DOMAINS = {
+    "default": StyleDomain(),
+    "shifted": StyleDomain(scale=(0.8, 1.2), speed=(1.35, 1.7), slow_fraction=0.5, amplitude=(1.2, 1.45),
+                           posture_sigma_deg=10.0, left_handed_fraction=0.5),
+}
 
 
 def _side_sign(side):
