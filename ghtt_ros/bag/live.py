@@ -31,7 +31,7 @@ def pipeline_node_parameters(config: PipelineConfig, checkpoint, device):
     offline), plus sim time and a pose queue that never discards."""
     parameters = {key: value for key, value in dataclasses.asdict(config).items() if key != "clip_len"}
     parameters.update(checkpoint=str(checkpoint), device=device, object_label="", use_sim_time=True,
-                      pose_queue_size=4096, autostart=True)
+                      pose_queue_size=4096, autostart=True, input_reliability="reliable")
     return parameters
 
 
@@ -205,7 +205,7 @@ def run_live(bag: EvaluationBag, checkpoint, config: PipelineConfig, output_bag,
         _wait(lambda: all(n.state_label == "active" or n.error for _, n in graph_nodes), startup_timeout_s)
         for name, graph_node in graph_nodes:
             if graph_node.state_label != "active":
-                raise RuntimeError(f"the {name} node did not become active in {startup_timeout_s} s: "
+                raise BagError(f"the {name} node did not become active in {startup_timeout_s} s: "
                                    f"{graph_node.error or graph_node.state_label}")
         rclpy.init(args=[], context=context)
         node = rclpy.create_node("ghtt_bag_evaluator", context=context)
@@ -237,7 +237,7 @@ def run_live(bag: EvaluationBag, checkpoint, config: PipelineConfig, output_bag,
                 return inputs and estimated and set(output_topics) <= set(recorder.recorded_topics)
 
             if not _wait(connected, startup_timeout_s):
-                raise RuntimeError(f"the player and the graph did not connect in {startup_timeout_s} s "
+                raise BagError(f"the player and the graph did not connect in {startup_timeout_s} s "
                                    f"(recording {recorder.recorded_topics})")
             time.sleep(0.3)  # discovery is seen before the endpoints have matched
             started = time.monotonic()

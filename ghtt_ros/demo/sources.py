@@ -24,7 +24,7 @@ _NS_PER_S = 1_000_000_000
 DEMO_RECORDING_INDEX = 100_000
 
 
-class SourceError(RuntimeError):
+class SourceError(ValueError):
     """A demo input that cannot be produced (missing or unreadable video, bad options)."""
 
 
