@@ -31,7 +31,7 @@ fi
 py="$venv/bin/python"
 site="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
-deps_hash="$(hash_of requirements/base.txt requirements/lock.txt)"
+deps_hash="$(hash_of requirements/base.txt requirements/pip-only.txt requirements/lock.txt)"
 if is_current deps "$deps_hash"; then
   say "dependencies up to date"
 else
