@@ -280,3 +280,19 @@ def test_docs_name_every_parameter_with_its_default():
                 assert documented == pytest.approx(spec.default, rel=1e-5), spec.name
             else:
                 assert documented == spec.default, spec.name
+
+
+def test_one_default_optical_frame_name_everywhere():
+    import inspect
+
+    from ghtt_ros.bag.dataset import write_dataset_bag
+    from ghtt_ros.demo.sources import SyntheticActionSource, VideoSource
+    from ghtt_ros.nodes.video_source import VIDEO_SOURCE_PARAMETERS
+    from ghtt_ros.transforms import DEFAULT_OPTICAL_FRAME
+
+    rviz = yaml.safe_load((CONFIG / "ghtt.rviz").read_text())
+    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == DEFAULT_OPTICAL_FRAME
+    for function in (write_dataset_bag, VideoSource.__init__, SyntheticActionSource.__init__):
+        assert inspect.signature(function).parameters["frame_id"].default == DEFAULT_OPTICAL_FRAME, function
+    assert {spec.name: spec.default for spec in VIDEO_SOURCE_PARAMETERS}["frame_id"] == DEFAULT_OPTICAL_FRAME
+    assert read_parameter_file(CONFIG / "video_source.yaml", "video_source")["frame_id"] == DEFAULT_OPTICAL_FRAME
