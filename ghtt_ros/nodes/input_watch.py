@@ -1,4 +1,4 @@
-""""Nothing arrives" said on the node's log: after `input_timeout_s` without input while active, one warning names
+"""Silence said on the node's log: after `input_timeout_s` without input while active, one warning names
 every topic the node waits for, with its type, QoS and how many publishers it currently sees. The most common causes
 (another ROS_DOMAIN_ID, a reliable reader against a best-effort publisher, a wrong remapping) are then visible in
 the node's own log instead of only as a WARN diagnostic."""

@@ -119,14 +119,15 @@ def _until_line(process, text, timeout_s=60):
 def test_record_and_play_stop_on_a_signal_with_exit_0_and_the_bag_closed(tmp_path, sample_bag, signum):
     recorded = tmp_path / "recorded"
     recorder = subprocess.Popen([sys.executable, "-m", "ghtt_ros.bag", "record", "-o", str(recorded),
-                                 "/sample_TwoHandPose"], stdout=subprocess.PIPE, text=True)
+                                 "/sample_TwoHandPose"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     player = None
     try:
-        _until_line(recorder, "recording")
         player = subprocess.Popen([sys.executable, "-m", "ghtt_ros.bag", "play", str(sample_bag), "--loop",
                                    "--rate", "5", "--discovery-wait", "0.5"], stdout=subprocess.PIPE, text=True)
         _until_line(player, "playing")
-        time.sleep(2.0)  # both run: the looping player publishes, the recorder writes
+        recorder_log = iter(recorder.stderr.readline, "")
+        assert any("recording /sample_TwoHandPose" in line for line in recorder_log)  # the topic is discovered
+        time.sleep(1.5)  # both run: the looping player (and the sample publisher) publish, the recorder writes
         assert not (recorded / "metadata.yaml").exists()  # written when the bag is closed
         player.send_signal(signum)
         assert player.wait(30) == 0
