@@ -9,6 +9,7 @@ NAME:=VALUE are the launch arguments of launch/ghtt.launch.py (the same names, v
 """
 
 import sys
+from argparse import RawDescriptionHelpFormatter
 
 import yaml
 
@@ -34,8 +35,6 @@ def parse_assignments(assignments):
 
 
 def build_parser():
-    from argparse import RawDescriptionHelpFormatter
-
     parser = ArgumentParser(prog="ghtt-ros", description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                             formatter_class=RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
