@@ -1,8 +1,9 @@
 """`ghtt` command line: one entry point, subcommands registered by the modules that implement them."""
 
-import argparse
 import importlib
 import sys
+
+from ghtt_core.cli_errors import ArgumentParser, run_reporting_user_errors
 
 # Each module exposes register(subparsers) and imports its heavy dependencies only inside its handlers.
 SUBCOMMAND_MODULES = (
@@ -14,7 +15,7 @@ SUBCOMMAND_MODULES = (
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="ghtt", description=__doc__)
+    parser = ArgumentParser(prog="ghtt", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -23,7 +24,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.handler(args) or 0
+    return run_reporting_user_errors("ghtt", lambda: args.handler(args) or 0)
 
 
 if __name__ == "__main__":

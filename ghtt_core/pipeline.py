@@ -21,6 +21,7 @@ import torch
 
 from ghtt_core.checkpoint import KIND_FULL, KIND_POSE, ModelCheckpoint, load_checkpoint
 from ghtt_core.inference import ActionScores, ClipEncodings, EncodedObservation, GHTTInference, MotionForecast
+from ghtt_core.open_set import hand_speed_m_s, open_set_hypotheses
 from ghtt_core.results import PREDICTION_MODES, Hypothesis, Prediction, Recognition
 from ghtt_core.skeleton import NUM_HANDS, NUM_JOINTS
 
@@ -58,6 +59,8 @@ class PipelineConfig:
     min_confidence: float = 0.0  # hands below this confidence count as absent
     commanded_action: str = ""  # non-empty: generate motion for this label instead of the recognized one (P.b)
     seed: int = 0  # combined with each result's last stamp to seed its samples
+    idle_speed_m_s: float = 0.03  # recognition says "idle" when no hand of the newest clip moves faster (0 = off)
+    min_action_score: float = 0.0  # recognition says "unknown" when the best class scores lower (0 = off; <= 0.5)
 
     def __post_init__(self):
         if self.mode not in PREDICTION_MODES:
@@ -75,6 +78,10 @@ class PipelineConfig:
             raise ValueError(f"sampling_temperature must be >= 0, got {self.sampling_temperature}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+        if not self.idle_speed_m_s >= 0:
+            raise ValueError(f"idle_speed_m_s must be >= 0, got {self.idle_speed_m_s}")
+        if not 0.0 <= self.min_action_score <= 0.5:
+            raise ValueError(f"min_action_score must be in [0, 0.5], got {self.min_action_score}")
         if self.commanded_action and self.mode != "action_guided":
             raise ValueError("commanded_action needs mode 'action_guided' (the A-Dec generates for the action)")
 
@@ -298,7 +305,7 @@ class StreamingPipeline:
                 observation_start_ns=int(stamps[0]),
                 observation_end_ns=int(stamps[-1]),
                 num_clips=int(observation.clip_valid.sum()),
-                hypotheses=self._hypotheses(scores),
+                hypotheses=self._open_set_hypotheses(scores, clips[-1]),
                 object_label=object_names[0][-1] or "",
                 latent=scores.latent[0].float().cpu().numpy(),
             )
@@ -350,6 +357,11 @@ class StreamingPipeline:
     def _hypotheses(self, scores: ActionScores) -> list[Hypothesis]:
         return [self.inference.action_hypothesis(i, s)
                 for s, i in zip(scores.scores[0].tolist(), scores.indices[0].tolist())]
+
+    def _open_set_hypotheses(self, scores: ActionScores, newest_clip: list[_BufferedFrame]) -> list[Hypothesis]:
+        cfg = self.config
+        speed = hand_speed_m_s([f.joints for f in newest_clip], [f.presence for f in newest_clip], cfg.frame_period_s)
+        return open_set_hypotheses(self._hypotheses(scores), speed, cfg.idle_speed_m_s, cfg.min_action_score)
 
     def _forecast(self, observation, object_names, scores, stamp_ns) -> tuple[MotionForecast, Hypothesis]:
         cfg = self.config

@@ -87,4 +87,6 @@ def _index(names, name, kind):
     try:
         return names.index(name)
     except ValueError:
-        raise ValueError(f"{kind} {name!r} is not in the taxonomy ({len(names)} {kind}s)") from None
+        raise ValueError(f"{kind} {name!r} is not in the taxonomy ({len(names)} {kind}s, e.g. "
+                         f"{', '.join(map(repr, names[:3]))}): the labels and the model (or dataset) come from "
+                         "different datasets; use a checkpoint trained on this dataset's actions") from None

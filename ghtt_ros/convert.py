@@ -16,6 +16,7 @@ from ghtt.msg import (
     ActionRecognition,
     HandPose,
     MotionPrediction,
+    MotionPredictionSummary,
     TwoHandPose,
     TwoHandPoseArray,
 )
@@ -278,3 +279,35 @@ def motion_prediction_from_msg(msg):
         trust=np.asarray(msg.trust, dtype=np.float32),
     )
     return prediction, arrays["mean"], arrays["spread"]
+
+
+def first_future_frame(prediction_stamp_ns, frame_period_s, num_frames, now_ns):
+    """Index of the first predicted frame later than now_ns (frame i is at stamp + (i + 1) * period); num_frames when
+    the whole prediction is in the past."""
+    elapsed_periods = (int(now_ns) - int(prediction_stamp_ns)) / (frame_period_s * 1e9)
+    return int(min(max(np.floor(elapsed_periods), 0), num_frames))
+
+
+def motion_prediction_summary(msg: MotionPrediction, future_frame: int) -> MotionPredictionSummary:
+    """The light summary of a MotionPrediction message: the same header, mean, spread and trust, no samples."""
+    summary = MotionPredictionSummary(
+        header=msg.header, frame_period=msg.frame_period, num_samples=msg.num_samples, num_frames=msg.num_frames,
+        num_joints=msg.num_joints, first_future_frame=int(future_frame), hand_present=list(msg.hand_present),
+        conditioning_action=msg.conditioning_action, model_id=msg.model_id)
+    summary.mean = msg.mean
+    summary.spread = msg.spread
+    summary.trust = msg.trust
+    return summary
+
+
+def motion_prediction_summary_from_msg(msg: MotionPredictionSummary):
+    """-> (mean (T, 2, J, 3), spread (T, 2, J)) checked against the declared sizes."""
+    t, j = int(msg.num_frames), int(msg.num_joints)
+    mean = np.asarray(msg.mean, dtype=np.float32)
+    spread = np.asarray(msg.spread, dtype=np.float32)
+    if mean.size != t * 2 * j * 3 or spread.size != t * 2 * j:
+        raise ValueError(f"MotionPredictionSummary: mean ({mean.size}) / spread ({spread.size}) values do not match "
+                         f"the declared {t} frames x {j} joints")
+    if int(msg.first_future_frame) > t:
+        raise ValueError(f"MotionPredictionSummary.first_future_frame {msg.first_future_frame} > num_frames {t}")
+    return mean.reshape(t, 2, j, 3), spread.reshape(t, 2, j)

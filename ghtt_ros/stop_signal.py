@@ -8,11 +8,14 @@ import threading
 class StopSignal:
     def __init__(self):
         self._event = threading.Event()
+        self.on_stop = None  # called (in the main thread) when the signal arrives, e.g. to end a blocking loop
         signal.signal(signal.SIGINT, self._handle)
         signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum, frame):
         self._event.set()
+        if self.on_stop is not None:
+            self.on_stop()
 
     @property
     def received(self):

@@ -31,7 +31,7 @@ fi
 py="$venv/bin/python"
 site="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
-deps_hash="$(hash_of requirements/base.txt requirements/lock.txt)"
+deps_hash="$(hash_of requirements/base.txt requirements/pip-only.txt requirements/lock.txt)"
 if is_current deps "$deps_hash"; then
   say "dependencies up to date"
 else
@@ -47,18 +47,35 @@ cat > "$site/ghtt_ament_prefix.pth" <<'PTH'
 import os, sys; _p = os.environ.get("AMENT_PREFIX_PATH", ""); os.environ["AMENT_PREFIX_PATH"] = _p if sys.prefix in _p.split(os.pathsep) else os.pathsep.join(x for x in (sys.prefix, _p) if x)
 PTH
 
+# build_interfaces SOURCE_DIR NAME [cmake options]: an interface package built with CMake into the venv.
+build_interfaces() {
+  local source="$1" name="$2"; shift 2
+  rm -rf "build/$name" && mkdir -p build
+  PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" cmake -S "$source" -B "build/$name" -DCMAKE_INSTALL_PREFIX="$venv" \
+    -DCMAKE_PREFIX_PATH="$venv" -DPython3_EXECUTABLE="$py" -DBUILD_TESTING=OFF "$@" > "build/$name.log" 2>&1 \
+    || { tail -40 "build/$name.log"; echo "[setup] error: cmake configure of $name failed (build/$name.log)" >&2; exit 1; }
+  PATH="$venv/bin:$PATH" cmake --build "build/$name" -j2 >> "build/$name.log" 2>&1 \
+    || { tail -40 "build/$name.log"; echo "[setup] error: build of $name failed (build/$name.log)" >&2; exit 1; }
+  cmake --install "build/$name" >> "build/$name.log" 2>&1
+}
+
+# No tf2_msgs wheel exists; the nodes read /tf_static with its TFMessage type (vendor/tf2_msgs, same definition).
+tf2_hash="$(hash_of vendor/tf2_msgs/msg/*.msg vendor/tf2_msgs/CMakeLists.txt vendor/tf2_msgs/package.xml)"
+if is_current tf2_msgs "$tf2_hash" && "$py" -c "import tf2_msgs.msg" 2>/dev/null; then
+  say "tf2_msgs up to date"
+else
+  say "building tf2_msgs (TFMessage) with CMake into .venv"
+  build_interfaces vendor/tf2_msgs tf2_msgs
+  "$py" -c "from tf2_msgs.msg import TFMessage" || { echo "[setup] error: tf2_msgs.msg does not import" >&2; exit 1; }
+  mark tf2_msgs "$tf2_hash"
+fi
+
 msg_hash="$(hash_of msg/*.msg CMakeLists.txt package.xml)"
 if is_current msgs "$msg_hash" && "$py" -c "import ghtt.msg" 2>/dev/null; then
   say "messages up to date"
 else
   say "building ghtt messages with CMake into .venv"
-  rm -rf build/msgs && mkdir -p build
-  PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" cmake -S . -B build/msgs -DCMAKE_INSTALL_PREFIX="$venv" \
-    -DCMAKE_PREFIX_PATH="$venv" -DPython3_EXECUTABLE="$py" -DGHTT_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF \
-    > build/msgs.log 2>&1 || { tail -40 build/msgs.log; echo "[setup] error: cmake configure failed (build/msgs.log)" >&2; exit 1; }
-  PATH="$venv/bin:$PATH" cmake --build build/msgs -j2 >> build/msgs.log 2>&1 \
-    || { tail -40 build/msgs.log; echo "[setup] error: message build failed (build/msgs.log)" >&2; exit 1; }
-  cmake --install build/msgs >> build/msgs.log 2>&1
+  build_interfaces . msgs -DGHTT_INSTALL_PYTHON=OFF
   "$py" -c "from ghtt.msg import MotionPrediction" || { echo "[setup] error: ghtt.msg does not import" >&2; exit 1; }
   mark msgs "$msg_hash"
 fi

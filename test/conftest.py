@@ -22,3 +22,18 @@ tempfile.tempdir = None
 import torch  # noqa: E402  (imported after the environment is set)
 
 torch.set_num_threads(1)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def error_line(capsys):
+    """read(prog) -> the one `PROG: error: ...` line a command line printed on stderr (asserts there is exactly one
+    line and no traceback)."""
+
+    def read(prog):
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), lines
+        return lines[0]
+
+    return read

@@ -35,12 +35,18 @@ def register(subparsers):
     commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
 
     generate = commands.add_parser("generate", help="write the synthetic two-hand action benchmark")
-    generate.add_argument("--out", default="data/synthetic", type=Path)
-    generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--num-recordings", type=int, default=None, help="default: GeneratorConfig's")
-    generate.add_argument("--noise-level", default="medium", choices=("none", "low", "medium", "high"))
-    generate.add_argument("--one-hand-absent-fraction", type=float, default=0.0)
-    generate.add_argument("--random-views", type=int, default=None)
+    generate.add_argument("--out", default="data/synthetic", type=Path,
+                          help="output folder, ghtt dataset format (default data/synthetic)")
+    generate.add_argument("--seed", type=int, default=0,
+                          help="generator seed: the same seed writes the same dataset (default 0)")
+    generate.add_argument("--num-recordings", type=int, default=None, help="recordings to write (default 175, about "
+                          "1,050 actions)")
+    generate.add_argument("--noise-level", default="medium", choices=("none", "low", "medium", "high"),
+                          help="noise of the estimator-like poses stored next to the ground truth (default medium)")
+    generate.add_argument("--one-hand-absent-fraction", type=float, default=0.0,
+                          help="fraction of frames with one hand out of view, in [0, 1) (default 0)")
+    generate.add_argument("--random-views", type=int, default=None,
+                          help="extra static camera views with random extrinsics per recording (default 1)")
     generate.add_argument("--style-domain", default="default", choices=("default", "shifted"),
                           help="subject style ranges; 'shifted' = faster/slower, larger movements, other grasp "
                                "postures, more left-handers: motion a model trained on 'default' never saw")
@@ -50,7 +56,7 @@ def register(subparsers):
     generate.set_defaults(handler=_generate)
 
     inspect = commands.add_parser("inspect", help="print statistics of a dataset and optionally plot a sequence")
-    inspect.add_argument("root", type=Path)
+    inspect.add_argument("root", type=Path, help="dataset folder (ghtt format)")
     inspect.add_argument("--plot", type=Path, help="write a PNG of one sequence here")
     inspect.add_argument("--recording", help="recording name (default: the first)")
     inspect.add_argument("--view", default=None, help="view name (default: the recording's first)")
@@ -68,10 +74,11 @@ def register(subparsers):
     convert.set_defaults(handler=_convert)
 
     card = commands.add_parser("card", help="difficulty baselines of a dataset (nearest neighbour, GRU, zero velocity)")
-    card.add_argument("root", type=Path)
-    card.add_argument("--view", default="front")
-    card.add_argument("--train-seconds", type=float, default=120.0)
-    card.add_argument("--seed", type=int, default=0)
+    card.add_argument("root", type=Path, help="dataset folder (ghtt format) with train and test splits")
+    card.add_argument("--view", default="front", help="camera view the baselines use (default front)")
+    card.add_argument("--train-seconds", type=float, default=120.0,
+                      help="time budget of the GRU recognition baseline's training (default 120)")
+    card.add_argument("--seed", type=int, default=0, help="seed of the GRU baseline (default 0)")
     card.set_defaults(handler=_card)
 
 

@@ -16,7 +16,8 @@ def register(subparsers):
     parser.add_argument("--output", "-o", required=True, help="output .npz")
     parser.add_argument("--overlay", help="overlay of the skeletons: .mp4 (every frame), .gif (every 2nd frame, "
                         "downscaled) or .png (four evenly spaced frames)")
-    parser.add_argument("--backend", choices=("mediapipe", "resnet"), default="mediapipe")
+    parser.add_argument("--backend", choices=("mediapipe", "resnet"), default="mediapipe",
+                        help="mediapipe (off the shelf, default) or resnet (a trained ghtt estimator, --checkpoint)")
     parser.add_argument("--checkpoint", help="ResNet estimator checkpoint (backend resnet)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--fps", type=float, help=f"frame rate for image folders (default {DEFAULT_FPS_FOR_IMAGES}); "

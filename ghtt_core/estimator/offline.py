@@ -67,7 +67,8 @@ def estimate_frames(estimator, frames, fps, intrinsics=None, on_frame=None):
             image_size = size
         elif size != image_size:
             raise ValueError(
-                f"frame {name} is {size[0]}x{size[1]} but earlier frames are {image_size[0]}x{image_size[1]}"
+                f"frame {name} is {size[0]}x{size[1]} but earlier frames are {image_size[0]}x{image_size[1]}: one "
+                "run estimates one camera; put images of one size (one camera) in a folder, or resize them"
             )
         start = time.perf_counter()
         hands = estimator.estimate(image, intrinsics=intrinsics, stamp=len(results) / fps)

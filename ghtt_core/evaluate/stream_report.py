@@ -56,11 +56,17 @@ def _markdown(title, scores, details):
         lines += ["## Motion prediction (mm, left / right)", "", "| metric | value |", "|---|---|"]
         lines += [f"| {name} | {_pair(prediction[name])} |"
                   for name in ("ade_mean", "ade_best", "fde_mean", "fde_best", "ade_sample0", "apd")]
-        lines += ["", f"{prediction['predictions']} predictions.", ""]
+        if "zero_velocity_ade" in prediction:
+            lines += [f"| {name} (baseline: last input pose held) | {_pair(prediction[name])} |"
+                      for name in ("zero_velocity_ade", "zero_velocity_fde")]
+        lines += ["", f"{prediction['predictions']} predictions; the zero-velocity rows are scored on the same "
+                      "frames as G-HTT's ade_mean / fde_mean, which they should be compared with.", ""]
     latency = scores["latency_ms"]
     if latency["count"]:
-        lines += ["## Latency", "", f"p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms, max "
-                  f"{latency['max']:.1f} ms over {latency['count']} results ({details.get('latency', '')})", ""]
+        lines += ["## Result latency (wall clock)", "", f"p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms, "
+                  f"max {latency['max']:.1f} ms over {latency['count']} results: {details.get('latency', '')}. The "
+                  "one latency of this report (the nodes' own latency_ms on /diagnostics is on the sim-time clock "
+                  "in a replay).", ""]
     problems = details.get("problems") or []
     if problems:
         lines += ["## Problems (the report is partial)", ""] + [f"- {p}" for p in problems] + [""]

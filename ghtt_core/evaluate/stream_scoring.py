@@ -9,7 +9,8 @@ Metrics (docs/metrics.md, all distances in mm as [left, right]):
   of each action (the last recognition inside it), plus accuracy by the fraction of the action observed;
 - prediction: ADE / FDE (mean over samples and best sample), ADE of sample 0, APD, and the error by horizon; predicted
   frame j of a prediction stamped s is matched to the ground-truth frame stamped s + (j + 1) * period (within half
-  a period); frames after the end of the stream do not count;
+  a period); frames after the end of the stream do not count. With the input poses, the zero-velocity baseline (each
+  hand's last input pose up to s, held) is scored on exactly the same frames: the row G-HTT has to beat;
 - latency: percentiles of whatever latencies the caller measured (never compared between runs).
 """
 
@@ -224,8 +225,24 @@ def _prediction_window(prediction: Prediction, truth: PoseStream):
     return samples, gt, counted & np.asarray(prediction.hand_present, bool)[None]
 
 
-def _prediction_scores(predictions, truth: PoseStream):
-    metrics = {name: ([], []) for name in ("ade_mean", "ade_best", "fde_mean", "fde_best", "ade_sample0", "apd")}
+def _held_input_pose(prediction: Prediction, inputs: PoseStream, num_frames: int):
+    """The zero-velocity forecast (1, T, 2, 21, 3): each hand's last input pose at or before the prediction's stamp
+    (NaN for a hand never seen), and the (2,) mask of hands that have one."""
+    seen = np.searchsorted(inputs.stamps_ns, prediction.stamp_ns, side="right")
+    held = np.zeros((2, 21, 3), np.float32)
+    known = np.zeros(2, bool)
+    for hand in range(2):
+        present = np.flatnonzero(inputs.presence[:seen, hand])
+        if present.size:
+            held[hand], known[hand] = inputs.joints[present[-1], hand], True
+    return np.repeat(held[None, None], num_frames, axis=1), known
+
+
+def _prediction_scores(predictions, truth: PoseStream, inputs: PoseStream | None = None):
+    names = ("ade_mean", "ade_best", "fde_mean", "fde_best", "ade_sample0", "apd")
+    if inputs is not None:
+        names += ("zero_velocity_ade", "zero_velocity_fde")
+    metrics = {name: ([], []) for name in names}
     horizon_total = horizon_count = None
     for prediction in sorted(predictions, key=lambda p: p.stamp_ns):
         samples, gt, counted = _prediction_window(prediction, truth)
@@ -236,6 +253,10 @@ def _prediction_scores(predictions, truth: PoseStream):
         }
         if len(samples) >= 2:
             values["apd"] = apd(samples, counted)
+        if inputs is not None:
+            held, known = _held_input_pose(prediction, inputs, samples.shape[1])
+            values["zero_velocity_ade"] = ade(held, gt, counted & known, mode="mean")
+            values["zero_velocity_fde"] = fde(held, gt, counted & known, mode="mean")
         for name, metric in values.items():
             metrics[name][0].append(metric.values.numpy())
             metrics[name][1].append(metric.count.numpy() > 0)
@@ -273,7 +294,7 @@ def score_stream(truth: GroundTruth, outputs: StreamOutputs, inputs: PoseStream 
     scores["recognition"], series["recognition"] = (
         _recognition_scores(outputs.recognitions, truth) if truth.actions else (None, []))
     scores["prediction"], series["error_by_horizon"] = (
-        _prediction_scores(outputs.predictions, truth.poses) if outputs.predictions else (None, None))
+        _prediction_scores(outputs.predictions, truth.poses, inputs) if outputs.predictions else (None, None))
     scores["latency_ms"] = _percentiles(outputs.latencies_ms)
     return StreamEvaluation(scores, series)
 

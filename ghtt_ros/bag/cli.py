@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rosbags.rosbag2 import WriterError
 
+from ghtt_core.cli_errors import USER_ERRORS, ArgumentParser, run_reporting_user_errors
 from ghtt_ros.bag.io import STORAGES, BagError, register_commands
 
 # Exit status of `evaluate` when the bag could be read only in part, or live and offline scores differ.
@@ -181,16 +182,17 @@ def _run_bag_command(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="ghtt-bag", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n", 2)[2])
+    parser = ArgumentParser(prog="ghtt-bag", description=__doc__.split("\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     commands = parser.add_subparsers(dest="command", required=True)
     register_commands(commands)
     for name in ("record", "play", "info"):
         commands.choices[name].set_defaults(handler=_run_bag_command)
 
     dataset = commands.add_parser("from-dataset", help="write an evaluation bag of one dataset sequence")
-    dataset.add_argument("source", choices=("synthetic", "stored", "h2o", "fpha", "assemblyhands"))
+    dataset.add_argument("source", choices=("synthetic", "stored", "h2o", "fpha", "assemblyhands"),
+                         help="synthetic: one generated recording; stored: a ghtt-format dataset (`ghtt data "
+                              "generate` / `convert`); h2o, fpha, assemblyhands: the released dataset (--root)")
     dataset.add_argument("-o", "--output", required=True, type=Path, help="new bag directory")
     dataset.add_argument("--root", type=Path, help="dataset folder (all sources but synthetic)")
     dataset.add_argument("--split", help="dataset split (default: stored all, readers their last split)")
@@ -207,12 +209,12 @@ def build_parser():
     dataset.add_argument("--no-object-labels", action="store_true",
                          help="do not give the current action's object with the input (poses: object_label; "
                               "images: /object_label)")
-    dataset.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
+    dataset.add_argument("--storage", choices=sorted(STORAGES), default="mcap", help="bag storage format")
     dataset.set_defaults(handler=_from_dataset)
 
     evaluate = commands.add_parser("evaluate", help="run the pipeline over a bag and score it against its ground "
                                                     "truth")
-    evaluate.add_argument("bag", type=Path)
+    evaluate.add_argument("bag", type=Path, help="bag with inputs and ground truth (`ghtt-bag from-dataset`)")
     evaluate.add_argument("-o", "--output", required=True, type=Path, help="report folder")
     evaluate.add_argument("--mode", choices=("live", "offline", "both"), default="both",
                           help="live: the ROS graph on sim time over DDS; offline: the pipeline in-process")
@@ -225,11 +227,12 @@ def build_parser():
     evaluate.add_argument("--estimator-checkpoint", default="", help="image bags: ResNet estimator checkpoint")
     evaluate.add_argument("--model-complexity", type=int, choices=(0, 1), default=1,
                           help="image bags, mediapipe: 0 lite, 1 full landmark model")
-    evaluate.add_argument("--device", default="cpu")
-    evaluate.add_argument("--prediction-mode", choices=("action_guided", "pose_only"), default="action_guided")
-    evaluate.add_argument("--num-samples", type=int, default=20)
-    evaluate.add_argument("--horizon-frames", type=int, default=96)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--device", default="cpu", help="torch device of the models: cpu, cuda or cuda:N")
+    evaluate.add_argument("--prediction-mode", choices=("action_guided", "pose_only"), default="action_guided",
+                          help="motion prediction: action_guided (P.b) or pose_only (P.a), as the node's `mode`")
+    evaluate.add_argument("--num-samples", type=int, default=20, help="predicted samples K per result")
+    evaluate.add_argument("--horizon-frames", type=int, default=96, help="predicted frames per sample")
+    evaluate.add_argument("--seed", type=int, default=0, help="sampling seed, as the node's `seed`")
     evaluate.add_argument("--rate", type=float, default=float("inf"),
                           help="live playback speed (default inf: as fast as the graph keeps up, never dropping)")
     evaluate.add_argument("--timeout", type=float, default=60.0,
@@ -242,11 +245,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except (BagError, WriterError, ValueError, RuntimeError) as error:
-        print(f"ghtt-bag: error: {error}", file=sys.stderr)
-        return 1
+    return run_reporting_user_errors("ghtt-bag", lambda: args.handler(args), USER_ERRORS + (BagError, WriterError),
+                                     status=1)
 
 
 if __name__ == "__main__":

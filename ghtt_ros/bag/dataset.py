@@ -29,6 +29,7 @@ from ghtt_core.estimator.camera import CameraIntrinsics
 from ghtt_core.estimator.image_input import read_bgr_image
 from ghtt_ros.bag.io import ROSBAG2_VERSION, STORAGES, BagError, make_typestore
 from ghtt_ros.convert import TwoHandArrays, ns_to_stamp, two_hand_pose_to_msg
+from ghtt_ros.transforms import DEFAULT_OPTICAL_FRAME
 from ghtt.msg import ActionHypothesis, ActionRecognition
 
 INPUT_TOPIC = "/hands"
@@ -142,7 +143,7 @@ def _image_records(sequence: HandSequence, stamps, frame_id, nouns, object_label
 
 
 def write_dataset_bag(sequence: HandSequence, path, input_kind="auto", storage="mcap", start_ns=DEFAULT_START_NS,
-                      frame_id="camera_optical_frame", object_labels=True):
+                      frame_id=DEFAULT_OPTICAL_FRAME, object_labels=True):
     """Writes an evaluation bag of one sequence; returns {topic: message count}.
 
     input_kind: "estimated" (the sequence's estimated poses), "ground_truth", "auto" (estimated when the sequence has

@@ -263,7 +263,7 @@ def run_offline(bag: EvaluationBag, checkpoint, config: PipelineConfig, device="
 
     pipeline = StreamingPipeline.from_checkpoint(checkpoint, device, config)
     outputs = StreamOutputs()
-    details = {"latency": "offline: model compute time per result"}
+    details = {"latency": "offline result latency: the model's compute time per result (wall clock; no transport)"}
     input_poses = None
     if bag.input_kind == "poses":
         started = time.monotonic()

@@ -28,6 +28,8 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from ghtt_ros.stop_signal import StopSignal
+
 REPO_MSG_DIR = Path(__file__).resolve().parents[2] / "msg"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 ROSBAG2_VERSION = 9
@@ -381,37 +383,42 @@ class BagPlayer:
 
 def _cli_record(args):
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=[])  # the command line is ours (argparse); rcl would read FROM:=TO words as remappings
+    # The command line is ours (argparse; rcl would read FROM:=TO words as remappings), and so are the signals:
+    # SIGINT / SIGTERM end the recording with the bag closed (metadata written) and exit status 0.
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
+    stop = StopSignal()
     recorder = BagRecorder(args.output, topics=args.topics or None, storage=args.storage)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     print(f"recording {'all topics' if not args.topics else ' '.join(args.topics)} into {args.output} "
           f"(Ctrl-C to stop)", flush=True)
     try:
-        while rclpy.ok() and (deadline is None or time.monotonic() < deadline):
+        while not stop.received and (deadline is None or time.monotonic() < deadline):
             rclpy.spin_once(recorder, timeout_sec=0.1)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is the normal way to end a recording
     finally:
         recorder.close()
         counts = dict(recorder.stats.messages)
         recorder.destroy_node()
         rclpy.try_shutdown()
-    print(f"wrote {args.output}: {counts}")
+    print(f"wrote {args.output}: {counts}", flush=True)
 
 
 def _cli_play(args):
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=[])  # the command line is ours (argparse); rcl would read FROM:=TO words as remappings
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)  # as record: our arguments, our signals
+    stop = StopSignal()
     node = rclpy.create_node("ghtt_bag_player")
     try:
         player = BagPlayer(node, args.bag, rate=args.rate, loop=args.loop, topics=args.topics or None,
                            publish_clock=not args.no_clock, remap=parse_remappings(args.remap))
-        time.sleep(args.discovery_wait)  # let subscribers match before the first message
-        print(f"published {player.play()} messages from {args.bag}")
-    except KeyboardInterrupt:
-        pass  # Ctrl-C ends a looping playback
+        stop.on_stop = player.stop  # SIGINT / SIGTERM end a (looping) playback; exit status 0
+        print(f"playing {args.bag}{' in a loop' if args.loop else ''} (Ctrl-C to stop)", flush=True)
+        if not stop.wait(args.discovery_wait):  # let subscribers match before the first message
+            player.play()
+        print(f"published {player.published} messages from {args.bag}", flush=True)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
@@ -437,21 +444,29 @@ def parse_remappings(assignments):
 
 def register_commands(commands):
     """Adds record, play and info to an argparse subparsers object (also used by ghtt_ros.bag.cli)."""
-    record = commands.add_parser("record", help="record topics (all discovered topics when none are given)")
-    record.add_argument("topics", nargs="*")
-    record.add_argument("-o", "--output", required=True, help="new bag directory")
-    record.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
-    record.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
+    record = commands.add_parser("record", help="record topics (all discovered topics when none are given)",
+                                 description="Record topics into a new rosbag2 directory until Ctrl-C / SIGTERM or "
+                                             "--duration; the bag is closed (readable) either way.")
+    record.add_argument("topics", nargs="*", metavar="TOPIC",
+                        help="topics to record, e.g. /hands /prediction (default: every topic discovered, also "
+                             "those appearing later, except /rosout and /parameter_events)")
+    record.add_argument("-o", "--output", required=True, help="new bag directory (must not exist)")
+    record.add_argument("--storage", choices=sorted(STORAGES), default="mcap", help="bag storage format")
+    record.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C or SIGTERM)")
     record.set_defaults(run=_cli_record)
-    play = commands.add_parser("play", help="publish a bag with its original timing")
-    play.add_argument("bag")
-    play.add_argument("--topics", nargs="*")
+    play = commands.add_parser("play", help="publish a bag with its original timing",
+                               description="Publish a bag's messages with their recorded timing (and /clock) until "
+                                           "its end, or until Ctrl-C / SIGTERM with --loop.")
+    play.add_argument("bag", help="bag directory")
+    play.add_argument("--topics", nargs="*", metavar="TOPIC",
+                      help="bag topics to publish (default: all of them)")
     play.add_argument("--remap", nargs="*", metavar="FROM:=TO", help="publish bag topic FROM on topic TO")
     play.add_argument("--rate", type=float, default=1.0, help="speed factor (inf: as fast as possible)")
-    play.add_argument("--loop", action="store_true")
+    play.add_argument("--loop", action="store_true",
+                      help="start again at the end (the /clock restarts at the bag's start each time)")
     play.add_argument("--no-clock", action="store_true", help="do not publish /clock")
     play.add_argument("--discovery-wait", type=float, default=1.0, help="seconds to wait for subscribers")
     play.set_defaults(run=_cli_play)
     info = commands.add_parser("info", help="topics, types, counts and duration of a bag")
-    info.add_argument("bag")
+    info.add_argument("bag", help="bag directory")
     info.set_defaults(run=_cli_info)

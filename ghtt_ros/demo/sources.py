@@ -18,13 +18,14 @@ from ghtt_core.data.synthetic.generator import GeneratorConfig, generate_recordi
 from ghtt_core.estimator.camera import DEFAULT_HORIZONTAL_FOV_DEG, CameraIntrinsics
 from ghtt_ros.convert import TwoHandArrays, two_hand_pose_to_msg
 from ghtt_ros.images import array_to_image, intrinsics_to_camera_info
+from ghtt_ros.transforms import DEFAULT_OPTICAL_FRAME
 
 _NS_PER_S = 1_000_000_000
 # Recordings at this index and above are never part of a generated training set (their default size is 175).
 DEMO_RECORDING_INDEX = 100_000
 
 
-class SourceError(RuntimeError):
+class SourceError(ValueError):
     """A demo input that cannot be produced (missing or unreadable video, bad options)."""
 
 
@@ -39,7 +40,7 @@ class VideoSource:
     """Frames of a video file (OpenCV), downscaled to at most `max_width` pixels wide (keeps images and the bag
     small; the intrinsics describe the published size)."""
 
-    def __init__(self, path, start_stamp_ns, frame_id="demo_camera_optical_frame", max_seconds=None, max_width=640):
+    def __init__(self, path, start_stamp_ns, frame_id=DEFAULT_OPTICAL_FRAME, max_seconds=None, max_width=640):
         import cv2
 
         self.path = Path(path)
@@ -86,7 +87,7 @@ class SyntheticActionSource:
     The published pose of frame i carries the noisy estimated joints and, inside a labelled action, that action's
     object as object_label (the robot's task knowledge or an object detector would supply it)."""
 
-    def __init__(self, seed, num_actions, start_stamp_ns, view="front", frame_id="demo_synthetic_camera"):
+    def __init__(self, seed, num_actions, start_stamp_ns, view="front", frame_id=DEFAULT_OPTICAL_FRAME):
         if num_actions < 1:
             raise SourceError(f"the synthetic sequence needs at least one action, got {num_actions}")
         config = GeneratorConfig(seed=seed, actions_per_recording=(num_actions, num_actions), named_views=(view,),

@@ -32,7 +32,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from rclpy.parameter import Parameter
 
-from ghtt_ros.graph.spec import config_dir, load_graph
+from ghtt_ros.graph.spec import NODE_EXECUTABLES, config_dir, load_graph
 
 MODES = ("composed", "process")
 # Full camera images need a larger shared-memory segment than Fast DDS's default (see config/).
@@ -47,16 +47,27 @@ def dds_environment():
 
 
 def node_class(launch):
-    module_name, class_name = launch.node_class_path.split(":")
+    return _class_of(launch.node_class_path)
+
+
+def _class_of(class_path):
+    module_name, class_name = class_path.split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def declared_parameters(executable):
+    """The parameter names the node of `executable` declares (for load_graph's check of parameter names)."""
+    return {spec.name for spec in _class_of(NODE_EXECUTABLES[executable]).parameter_specs()}
+
+
 class GraphRunner:
-    def __init__(self, graph, overrides=None, namespace=None, mode="composed"):
-        """graph: path of a graph YAML or its parsed dict. overrides: {node name: {parameter: value}}."""
+    def __init__(self, graph, overrides=None, namespace=None, mode="composed", arguments=None):
+        """graph: path of a graph YAML or its parsed dict. overrides: {node name: {parameter: value}}. arguments:
+        launch arguments {name: string value} (ghtt_ros.graph.spec.LAUNCH_ARGUMENTS)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.launches = load_graph(graph, namespace=namespace, parameter_overrides=overrides)
+        self.launches = load_graph(graph, namespace=namespace, parameter_overrides=overrides, arguments=arguments,
+                                   declared_parameters=declared_parameters)
         self.mode = mode
         self.nodes = {}
         self.processes = {}

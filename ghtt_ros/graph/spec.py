@@ -12,6 +12,11 @@ Graph file layout (see config/graph.yaml and docs/ros.md):
         parameters: {num_threads: 1}    # optional inline values, override the file
         remappings: {image: /camera/color/image_raw}
 
+On top of the graph file come the launch arguments (LAUNCH_ARGUMENTS: `ros2 launch ghtt ghtt.launch.py NAME:=VALUE`
+and `ghtt-ros run GRAPH NAME:=VALUE` take the same ones) and `--set` overrides. With declared_parameters (the names
+each executable's node declares) every parameter name is checked: a misspelled one is a GraphError that names the
+closest real ones.
+
 This module reads YAML only (no rclpy, no launch) so that launch files on a real ROS 2 install, the runner and the
 tests all build the node list with the same function.
 """
@@ -21,12 +26,32 @@ from pathlib import Path
 
 import yaml
 
+from ghtt_ros.parameter_names import unknown_parameters
+
 PACKAGE = "ghtt"
 # executable name -> "module:class" of the node (the bin/ scripts and the runner use the same names).
 NODE_EXECUTABLES = {
+    "video_source": "ghtt_ros.nodes.video_source:VideoSourceNode",
     "hand_estimator": "ghtt_ros.nodes.hand_estimator:HandEstimatorNode",
     "ghtt_pipeline": "ghtt_ros.nodes.pipeline:PipelineNode",
     "visualizer": "ghtt_ros.nodes.visualizer:VisualizerNode",
+}
+# Input topics a launch argument can remap in every node of the graph (name of the argument -> relative topic).
+TOPIC_ARGUMENTS = {"image_topic": "image", "camera_info_topic": "camera_info", "hands_topic": "hands"}
+# Launch arguments (all strings, as launch passes them) -> (default, description). `graph` is positional for the
+# runner; the launch file's default is the package's config/graph.yaml.
+LAUNCH_ARGUMENTS = {
+    "graph": ("", "graph YAML to start (launch default: the package's config/graph.yaml)"),
+    "namespace": ("", "namespace of the whole graph (empty: the graph file's own)"),
+    "params_file": ("", "ROS parameter file applied on top of the graph's: `/**` values go to every node that "
+                        "declares them, `<node name>` sections to that node"),
+    "use_sim_time": ("", "true or false: every node follows /clock (a bag replay) or wall time; empty: as the "
+                         "graph sets it"),
+    "device": ("", "torch device of every model node: auto, cpu, cuda or cuda:N (empty: each node's own)"),
+    **{name: ("", f"topic the graph's `{topic}` is connected to (empty: `{topic}` in the graph namespace)")
+       for name, topic in TOPIC_ARGUMENTS.items()},
+    **{f"enable_{executable}": ("true", f"start the graph's {executable} node(s): true or false")
+       for executable in NODE_EXECUTABLES},
 }
 _NODE_KEYS = {"name", "executable", "namespace", "enabled", "parameters_file", "parameters", "remappings"}
 _PARAMETER_TYPES = (bool, int, float, str)
@@ -75,18 +100,27 @@ def join_namespaces(*parts):
 
 def read_parameter_file(path, node_name):
     """Parameters of `node_name` from a ROS parameter file: the `/**` section, then the node's own section."""
+    wildcard, own = _parameter_sections(path, node_name)
+    return wildcard | own
+
+
+def _parameter_sections(path, node_name):
+    """({`/**` values}, {values of the node's own sections}) of a ROS parameter file."""
     path = Path(path)
     if not path.is_file():
         raise GraphError(f"parameter file not found: {path}")
     content = yaml.safe_load(path.read_text()) or {}
     if not isinstance(content, dict):
         raise GraphError(f"{path}: expected a mapping of node names to ros__parameters")
-    parameters = {}
-    for section in ("/**", node_name, f"/{node_name}", f"/**/{node_name}"):
-        block = content.get(section)
-        if isinstance(block, dict) and isinstance(block.get("ros__parameters"), dict):
-            parameters.update(_flatten(block["ros__parameters"], path))
-    return parameters
+    sections = []
+    for names in (("/**",), (node_name, f"/{node_name}", f"/**/{node_name}")):
+        values = {}
+        for section in names:
+            block = content.get(section)
+            if isinstance(block, dict) and isinstance(block.get("ros__parameters"), dict):
+                values.update(_flatten(block["ros__parameters"], path))
+        sections.append(values)
+    return tuple(sections)
 
 
 def _flatten(values, origin, prefix=""):
@@ -103,12 +137,36 @@ def _flatten(values, origin, prefix=""):
     return flat
 
 
-def load_graph(source, namespace=None, parameter_overrides=None):
+def parse_launch_arguments(assignments):
+    """["NAME:=VALUE", ...] (the ROS launch syntax) -> {NAME: VALUE}; GraphError for an unknown name."""
+    arguments = {}
+    for assignment in assignments:
+        name, separator, value = assignment.partition(":=")
+        if not separator or name not in LAUNCH_ARGUMENTS:
+            raise GraphError(f"expected a launch argument NAME:=VALUE with NAME one of {sorted(LAUNCH_ARGUMENTS)}, "
+                             f"got {assignment!r}")
+        arguments[name] = value
+    return arguments
+
+
+def _boolean_argument(name, value):
+    lowered = value.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise GraphError(f"launch argument {name}: expected true or false, got {value!r}")
+
+
+def load_graph(source, namespace=None, parameter_overrides=None, arguments=None, declared_parameters=None):
     """Graph YAML (a path or an already parsed dict) -> list of NodeLaunch for the enabled nodes.
 
     namespace: replaces the graph's top-level namespace (e.g. to run a second camera's graph next to the first).
     parameter_overrides: {node name: {parameter: value}}, applied last.
+    arguments: {launch argument: string value} (LAUNCH_ARGUMENTS; `graph` and `namespace` are the parameters above).
+    declared_parameters: executable -> the parameter names its node declares; given, every name is checked.
     """
+    arguments = {name: default for name, (default, _) in LAUNCH_ARGUMENTS.items()} | dict(arguments or {})
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
@@ -121,13 +179,28 @@ def load_graph(source, namespace=None, parameter_overrides=None):
         raise GraphError("a graph needs a `nodes:` list")
     overrides = dict(parameter_overrides or {})
     graph_namespace = graph.get("namespace", "") if namespace is None else namespace
+    shared_file = Path(arguments["params_file"]).expanduser() if arguments["params_file"] else None
     nodes = []
     for entry in graph["nodes"]:
         node = _node_launch(entry, graph_namespace, base_dir)
-        if node is None:
+        if node is None or not _boolean_argument(f"enable_{node.executable}",
+                                                 arguments[f"enable_{node.executable}"]):
             continue
+        known = None if declared_parameters is None else declared_parameters(node.executable)
+        if shared_file is not None:
+            node.parameters.update(_shared_parameters(shared_file, node.name, known))
+        _apply_launch_arguments(node, arguments, known)
         node.parameters.update(overrides.pop(node.name, {}))
+        if known is not None:
+            errors = unknown_parameters(node.parameters, known)
+            if errors:
+                raise GraphError(f"node {node.name} ({node.executable}): {'; '.join(errors)}")
         nodes.append(node)
+    if shared_file is not None and declared_parameters is not None:
+        wildcard, _ = _parameter_sections(shared_file, "/**")
+        errors = unknown_parameters(wildcard, set().union(*(declared_parameters(n.executable) for n in nodes)))
+        if errors:
+            raise GraphError(f"{shared_file}, section /**: {'; '.join(errors)}")
     names = [node.name for node in nodes]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -135,6 +208,29 @@ def load_graph(source, namespace=None, parameter_overrides=None):
     if overrides:
         raise GraphError(f"parameter overrides for nodes not in the graph: {sorted(overrides)}")
     return nodes
+
+
+def _shared_parameters(path, node_name, known):
+    """The params_file values for one node: its own sections, and the `/**` values it declares (a shared file may set
+    e.g. device for the model nodes only; a name no node declares is still caught by the check of each node)."""
+    if not path.is_file():
+        raise GraphError(f"params_file not found: {path}")
+    wildcard, own = _parameter_sections(path, node_name)
+    if known is not None:
+        wildcard = {name: value for name, value in wildcard.items() if not unknown_parameters([name], known)}
+    return wildcard | own
+
+
+def _apply_launch_arguments(node, arguments, known):
+    if arguments["use_sim_time"]:
+        node.parameters["use_sim_time"] = _boolean_argument("use_sim_time", arguments["use_sim_time"])
+    if arguments["device"] and (known is None or "device" in known):
+        node.parameters["device"] = arguments["device"]
+    remappings = dict(node.remappings)
+    for argument, topic in TOPIC_ARGUMENTS.items():
+        if arguments[argument]:
+            remappings[topic] = arguments[argument]
+    node.remappings = list(remappings.items())
 
 
 def _node_launch(entry, graph_namespace, base_dir):

@@ -1,37 +1,47 @@
 """Lifecycle behaviour shared by the ghtt nodes: declared parameters, autostart, device and thread settings,
-/diagnostics, and the rule that bad configuration or a bad model file leaves the node unconfigured or inactive with a
-logged, reported error instead of killing it.
+/diagnostics, the `enable` switch, and the rule that bad configuration or a bad model file leaves the node
+unconfigured or inactive with a logged, reported error instead of killing it.
 
 Subclasses set PARAMETERS and implement configure(params) (create publishers, validate settings), activate() (load
-models, subscribe), deactivate() (unsubscribe, free models) and cleanup() (drop publishers). Raising ValueError,
-OSError or RuntimeError from a hook fails the transition with that message.
+models, subscribe; the subscriptions that count as input go into watched_inputs), deactivate() (unsubscribe, free
+models) and cleanup() (drop publishers); apply_runtime_parameter(name, value) takes the `runtime` parameters changed
+while configured. Raising ValueError, OSError or RuntimeError from a hook fails the transition with that message.
+torch is imported only by nodes with USES_TORCH (ghtt_ros.nodes.device).
 """
 
 import time
 import traceback
 
 import rclpy
-import torch
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos_overriding_options import InvalidQosOverridesError
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.parameter import Parameter
+from std_srvs.srv import SetBool
 
 from ghtt_ros.nodes.diagnostics import ProcessingStats, diagnostic_array, node_status
+from ghtt_ros.nodes.input_watch import InputWatch
 from ghtt_ros.nodes.parameters import ParameterSpec, declare_all, read_all
+from ghtt_ros.parameter_names import unknown_parameters
 from ghtt_ros.stop_signal import StopSignal
 
 COMMON_PARAMETERS = (
     ParameterSpec("autostart", True, "Configure and activate right after start. False: the node waits for "
                   "lifecycle transitions (configure, activate) from a lifecycle manager."),
     ParameterSpec("diagnostics_period_s", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
+    ParameterSpec("enable", True, "Process inputs and publish outputs. False: inputs are ignored while the node "
+                  "stays active with its model loaded; the `~/enable` service (std_srvs/SetBool) sets it too.",
+                  runtime=True),
+    ParameterSpec("input_timeout_s", 5.0, "With no input for this long while active and enabled, the node logs "
+                  "once which topics, types and QoS it waits for and how many publishers it sees.", 0.5, 3600.0),
 )
 MODEL_PARAMETERS = (
-    ParameterSpec("device", "cuda", "Torch device: cuda, cuda:N or cpu. Without CUDA the node falls back to cpu "
-                  "and warns."),
+    ParameterSpec("device", "auto", "Torch device: auto (cuda when available, else cpu), cpu, cuda or cuda:N. An "
+                  "explicit cuda request without CUDA falls back to cpu and warns."),
     ParameterSpec("num_threads", 1, "torch.set_num_threads for this process (CPU inference threads; keep small so "
                   "torch does not starve the ROS executor).", 1, 64),
 )
@@ -39,29 +49,22 @@ MODEL_PARAMETERS = (
 TRANSITION_ERRORS = (ValueError, OSError, RuntimeError, InvalidQosOverridesError)
 
 
-def resolve_device(requested):
-    """-> (torch device string, warning or None). cuda requests fall back to cpu when CUDA is missing."""
-    requested = requested.strip()
-    if requested == "cpu":
-        return "cpu", None
-    if requested != "cuda" and not (requested.startswith("cuda:") and requested[5:].isdigit()):
-        raise ValueError(f"parameter device: expected cpu, cuda or cuda:N, got {requested!r}")
-    if not torch.cuda.is_available():
-        return "cpu", f"device {requested!r} requested but CUDA is not available: running on cpu (slower)"
-    index = int(requested[5:]) if ":" in requested else 0
-    if index >= torch.cuda.device_count():
-        raise ValueError(f"parameter device: {requested!r} but only {torch.cuda.device_count()} CUDA devices exist")
-    return f"cuda:{index}", None
-
-
 class GhttNode(LifecycleNode):
     PARAMETERS = ()  # node-specific ParameterSpecs (COMMON_PARAMETERS are added)
     USES_TORCH = False  # adds MODEL_PARAMETERS (device, num_threads)
 
+    @classmethod
+    def parameter_specs(cls):
+        """Every ParameterSpec the node declares."""
+        return COMMON_PARAMETERS + (MODEL_PARAMETERS if cls.USES_TORCH else ()) + tuple(cls.PARAMETERS)
+
     def __init__(self, node_name, **node_options):
         super().__init__(node_name, **node_options)
-        self.specs = COMMON_PARAMETERS + (MODEL_PARAMETERS if self.USES_TORCH else ()) + tuple(self.PARAMETERS)
-        parameter_errors = declare_all(self, self.specs)
+        self.specs = self.parameter_specs()
+        # rclpy silently ignores values for undeclared names; a misspelled name must not look like a setting.
+        # (_parameter_overrides: the values from parameter files, -p and parameter_overrides; rclpy has no accessor.)
+        parameter_errors = declare_all(self, self.specs) + unknown_parameters(
+            self._parameter_overrides, self.list_parameters([], 0).names)
         for message in parameter_errors:
             self.get_logger().error(message)
         self.error = "; ".join(parameter_errors)  # why the node cannot run; reported as ERROR diagnostics
@@ -70,11 +73,16 @@ class GhttNode(LifecycleNode):
         self.device = "cpu" if self.USES_TORCH else "none"
         self.stats = ProcessingStats()
         self.worker = None  # the FrameWorker of nodes that process inputs on their own thread
+        self.watched_inputs = []  # subscriptions whose silence is reported (see input_watch)
+        self._input_watch = InputWatch()
+        self._active_since = None
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Steady clock: diagnostics keep coming while a sim-time /clock is paused or not yet published.
         self.create_timer(self.get_parameter("diagnostics_period_s").value, self.publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(self._check_parameter_change)
+        self.add_post_set_parameters_callback(self._apply_parameter_change)
+        self.create_service(SetBool, "~/enable", self._on_enable_request)
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -110,6 +118,7 @@ class GhttNode(LifecycleNode):
             return failure
         self.error = ""
         self.state_label = "active"
+        self._active_since = time.monotonic()
         self.get_logger().info(f"active on {self.device}")
         return super().on_activate(state)
 
@@ -147,19 +156,58 @@ class GhttNode(LifecycleNode):
         return None
 
     def _apply_torch_settings(self):
+        from ghtt_ros.nodes.device import resolve_device, set_threads
+
         self.device, warning = resolve_device(self.params["device"])
         if warning:
             self.get_logger().warning(warning)
-        torch.set_num_threads(self.params["num_threads"])
+        set_threads(self.params["num_threads"])
 
     def _check_parameter_change(self, parameters):
-        # Values are read on configure; changing them later would silently do nothing.
-        names = {spec.name for spec in self.specs}
-        changed = [p.name for p in parameters if p.name in names]
-        if changed and self.state_label != "unconfigured":
-            return SetParametersResult(successful=False, reason=f"{changed} are read on configure: deactivate and "
+        # Most values are read on configure; changing them later would silently do nothing.
+        specs = {spec.name: spec for spec in self.specs}
+        changed = [p for p in parameters if p.name in specs]
+        if self.state_label == "unconfigured":
+            return SetParametersResult(successful=True)
+        fixed = [p.name for p in changed if not specs[p.name].runtime]
+        if fixed:
+            return SetParametersResult(successful=False, reason=f"{fixed} are read on configure: deactivate and "
                                                                 "clean up the node first, then configure again")
+        try:
+            for parameter in changed:
+                specs[parameter.name].check(parameter.value)
+        except ValueError as error:
+            return SetParametersResult(successful=False, reason=str(error))
         return SetParametersResult(successful=True)
+
+    def _apply_parameter_change(self, parameters):
+        if self.state_label == "unconfigured":
+            return  # configure reads them
+        names = {spec.name for spec in self.specs}
+        for parameter in parameters:
+            if parameter.name in names:
+                self.params[parameter.name] = parameter.value
+                self.apply_runtime_parameter(parameter.name, parameter.value)
+                self.get_logger().info(f"parameter {parameter.name} = {parameter.value!r}")
+
+    def _on_enable_request(self, request, response):
+        result = self.set_parameters([Parameter("enable", value=bool(request.data))])[0]
+        response.success = result.successful
+        response.message = result.reason or ("enabled" if request.data else "disabled")
+        return response
+
+    @property
+    def enabled(self):
+        """False while the `enable` parameter is off: inputs are then ignored."""
+        return self.params.get("enable", True)
+
+    def accept_input(self):
+        """For input callbacks: counts the arrival; False (and counted as event `disabled`) while disabled."""
+        self.stats.on_input(time.monotonic())
+        if self.enabled:
+            return True
+        self.stats.on_event("disabled")
+        return False
 
     # ---- hooks -------------------------------------------------------------------------------------------------
 
@@ -174,6 +222,9 @@ class GhttNode(LifecycleNode):
 
     def cleanup(self):
         raise NotImplementedError
+
+    def apply_runtime_parameter(self, name, value):
+        """A `runtime` parameter changed while configured (self.params already holds the value)."""
 
     # ---- helpers for subclasses --------------------------------------------------------------------------------
 
@@ -207,17 +258,34 @@ class GhttNode(LifecycleNode):
         return {}
 
     def diagnostic_status(self):
-        return node_status(self.get_fully_qualified_name(), self.device, self.state_label, self.error,
-                           self.stats.snapshot(time.monotonic()), self.diagnostic_values())
+        status = node_status(self.get_fully_qualified_name(), self.device, self.state_label, self.error,
+                             self.stats.snapshot(time.monotonic()), self.diagnostic_values())
+        if self.state_label == "active" and not self.enabled and not self.error:
+            status.level, status.message = DiagnosticStatus.WARN, "disabled (parameter enable is false)"
+        return status
 
     def publish_diagnostics(self):
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), [self.diagnostic_status()]))
+        self._check_input_silence()
+
+    def _check_input_silence(self):
+        if self.state_label != "active" or not self.enabled or not self.watched_inputs:
+            return
+        now = time.monotonic()
+        snapshot = self.stats.snapshot(now)
+        silence = snapshot["seconds_since_input"]
+        if silence is None or now - self._active_since < silence:
+            silence = now - self._active_since
+        self._input_watch.check(self, silence, snapshot["frames_received"], self.params["input_timeout_s"])
 
 
 def run_node(node_class, args=None):
     """Entry point of one node process: `python -m ghtt_ros.<node> --ros-args ...` and the bin/ scripts.
     SIGINT / SIGTERM end it with a lifecycle shutdown (worker stopped, model freed) and exit status 0."""
-    torch.set_num_threads(1)
+    if node_class.USES_TORCH:
+        from ghtt_ros.nodes.device import set_threads
+
+        set_threads(1)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = StopSignal()
     node = node_class()

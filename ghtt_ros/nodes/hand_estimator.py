@@ -22,10 +22,11 @@ from ghtt_ros.nodes.frame_worker import FrameWorker
 from ghtt_ros.images import camera_info_to_intrinsics, depth_to_metres, image_to_rgb
 from ghtt_ros.nodes.base import GhttNode, run_node
 from ghtt_ros.nodes.parameters import ParameterSpec
+from ghtt_ros.nodes.qos import OUTPUT_QOS
+from ghtt_ros.nodes.rate_limit import StampRateLimiter
 from ghtt.msg import TwoHandPose
 
 IMAGE_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
-OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 ESTIMATOR_PARAMETERS = (
     ParameterSpec("backend", "mediapipe", "Hand estimator: mediapipe (off the shelf) or resnet (trained ghtt "
@@ -42,6 +43,9 @@ ESTIMATOR_PARAMETERS = (
                   "place hands with measured depth."),
     ParameterSpec("depth_max_skew_s", 0.02, "A depth image is used for a colour image when their stamps differ by at "
                   "most this.", 0.0, 1.0),
+    ParameterSpec("max_rate_hz", 0.0, "Estimate at most this many images per second of source time (by image "
+                  "stamp); the others are skipped (0 = as many as the estimator keeps up with).", 0.0, 1000.0,
+                  runtime=True),
 )
 
 
@@ -74,6 +78,7 @@ class HandEstimatorNode(GhttNode):
         self._output = None
         self._camera_info = None
         self._depth = None
+        self._rate_limiter = None
         self.camera_infos_received = 0  # CameraInfo messages received while active (the bag evaluation paces on it)
 
     def configure(self, params):
@@ -85,12 +90,15 @@ class HandEstimatorNode(GhttNode):
     def activate(self):
         self.stream = ImageStreamEstimator.from_parameters(self.params, self.device)
         self._camera_info, self._depth = None, None
+        self._rate_limiter = StampRateLimiter(self.params["max_rate_hz"])
         self.worker = FrameWorker(self._process_image, 1,
                                   lambda msg, error: self.on_worker_error(stamp_to_ns(msg.header.stamp), error),
                                   name=f"{self.get_name()}-estimator")
         overrides = QoSOverridingOptions.with_default_policies()
+        image = self.create_subscription(Image, "image", self._on_image, IMAGE_QOS, qos_overriding_options=overrides)
+        self.watched_inputs = [image]
         self._inputs = [
-            self.create_subscription(Image, "image", self._on_image, IMAGE_QOS, qos_overriding_options=overrides),
+            image,
             self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data,
                                      qos_overriding_options=overrides),
         ]
@@ -106,6 +114,7 @@ class HandEstimatorNode(GhttNode):
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
+        self.watched_inputs = []
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
@@ -128,8 +137,16 @@ class HandEstimatorNode(GhttNode):
         self._depth = msg
 
     def _on_image(self, msg):
-        self.stats.on_input(time.monotonic())
+        if not self.accept_input():
+            return
+        if not self._rate_limiter.allow(stamp_to_ns(msg.header.stamp)):
+            self.stats.on_event("rate_limited")
+            return
         self.hand_to_worker(msg)
+
+    def apply_runtime_parameter(self, name, value):
+        if name == "max_rate_hz" and self._rate_limiter is not None:
+            self._rate_limiter.max_rate_hz = value
 
     # ---- processing (worker thread) ----------------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
 """Declared ROS parameters: every parameter has a description, a type, and a range or a list of allowed values.
 
-A bad value (out of range, wrong type, unknown choice) never kills a node: declare_all() records the problem, falls
-back to the default so the node can be constructed, and the node refuses to configure with that message.
+A bad value (out of range, wrong type, unknown choice) or a parameter the node does not have (a misspelled name in a
+parameter file or on the command line: ghtt_ros.parameter_names) never kills a node: the problem is recorded, the
+node is constructed with defaults, and it refuses to configure with that message.
+
+Most parameters are read on configure; `runtime` ones may also change while the node is active.
 """
 
 from dataclasses import dataclass
@@ -18,9 +21,11 @@ class ParameterSpec:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple = ()
+    runtime: bool = False  # may change while active (otherwise read on configure only)
 
     def descriptor(self):
-        descriptor = ParameterDescriptor(name=self.name, description=self.description)
+        description = self.description + (" (changeable while active)" if self.runtime else "")
+        descriptor = ParameterDescriptor(name=self.name, description=description)
         if self.minimum is not None and isinstance(self.default, float):
             descriptor.floating_point_range = [FloatingPointRange(from_value=float(self.minimum),
                                                                   to_value=float(self.maximum))]

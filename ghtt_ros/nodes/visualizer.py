@@ -1,11 +1,11 @@
 """visualizer node: ghtt outputs -> visualization_msgs/MarkerArray on `markers` for RViz (config/ghtt.rviz) or
 Foxglove. Markers are computed only while someone subscribes to them; they keep the stamp and frame of their source.
+No torch: drawing needs only numpy and the messages.
 """
 
 import time
 
 import numpy as np
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from visualization_msgs.msg import MarkerArray
 
 from ghtt_ros.convert import (
@@ -18,16 +18,25 @@ from ghtt_ros.convert import (
 from ghtt_ros.markers import action_text_marker, hand_markers, prediction_markers
 from ghtt_ros.nodes.base import GhttNode, run_node
 from ghtt_ros.nodes.parameters import ParameterSpec
+from ghtt_ros.nodes.qos import INPUT_RELIABILITY_PARAMETER, OUTPUT_QOS, input_qos
+from ghtt_ros.nodes.rate_limit import StampRateLimiter
 from ghtt.msg import ActionRecognition, MotionPrediction, TwoHandPose, TwoHandPoseArray
 
-QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+INPUT_DEPTH = 10
+INPUTS = (("hands", TwoHandPose), ("refined_hands", TwoHandPoseArray), ("action", ActionRecognition),
+          ("prediction", MotionPrediction))
 
 VISUALIZER_PARAMETERS = (
-    ParameterSpec("max_samples_drawn", 8, "Predicted samples drawn per hand (a fan of trajectories).", 0, 256),
-    ParameterSpec("trajectory_joint", 0, "Joint whose predicted path is drawn (0 wrist, 8 index tip, ...).", 0, 20),
+    ParameterSpec("max_samples_drawn", 8, "Predicted samples drawn per hand (a fan of trajectories).", 0, 256,
+                  runtime=True),
+    ParameterSpec("trajectory_joint", 0, "Joint whose predicted path is drawn (0 wrist, 8 index tip, ...).", 0, 20,
+                  runtime=True),
     ParameterSpec("marker_lifetime_s", 2.0, "Markers vanish this long after their last update (0 = never).",
-                  0.0, 3600.0),
-    ParameterSpec("line_width_m", 0.004, "Bone and trajectory line width.", 0.0001, 0.1),
+                  0.0, 3600.0, runtime=True),
+    ParameterSpec("line_width_m", 0.004, "Bone and trajectory line width.", 0.0001, 0.1, runtime=True),
+    ParameterSpec("max_rate_hz", 0.0, "Marker updates per input topic at most this often, by source stamp "
+                  "(0 = every message).", 0.0, 1000.0, runtime=True),
+    INPUT_RELIABILITY_PARAMETER,
 )
 
 
@@ -36,42 +45,50 @@ class VisualizerNode(GhttNode):
 
     def __init__(self, node_name="visualizer", **node_options):
         super().__init__(node_name, **node_options)
-        self._inputs = []
         self._output = None
+        self._limiters = {}
         self._anchor = np.array([0.0, 0.0, 0.5])
+        self._draws = {"hands": self._draw_hands, "refined_hands": self._draw_refined, "action": self._draw_action,
+                       "prediction": self._draw_prediction}
 
     def configure(self, params):
-        self._output = self.create_lifecycle_publisher(MarkerArray, "markers", QOS)
+        self._output = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
 
     def activate(self):
-        self._inputs = [
-            self.create_subscription(msg_type, topic, lambda msg, draw=draw: self._on_message(msg, draw), QOS)
-            for topic, msg_type, draw in (
-                ("hands", TwoHandPose, self._draw_hands),
-                ("refined_hands", TwoHandPoseArray, self._draw_refined),
-                ("action", ActionRecognition, self._draw_action),
-                ("prediction", MotionPrediction, self._draw_prediction),
-            )
+        qos = input_qos(self.params["input_reliability"], INPUT_DEPTH)
+        self._limiters = {topic: StampRateLimiter(self.params["max_rate_hz"]) for topic, _ in INPUTS}
+        self.watched_inputs = [
+            self.create_subscription(msg_type, topic, lambda msg, t=topic: self._on_message(msg, t), qos)
+            for topic, msg_type in INPUTS
         ]
 
     def deactivate(self):
-        for subscription in self._inputs:
+        for subscription in self.watched_inputs:
             self.destroy_subscription(subscription)
-        self._inputs = []
+        self.watched_inputs = []
+
+    def apply_runtime_parameter(self, name, value):
+        if name == "max_rate_hz":
+            for limiter in self._limiters.values():
+                limiter.max_rate_hz = value
 
     def cleanup(self):
         if self._output is not None:
             self.destroy_lifecycle_publisher(self._output)
             self._output = None
 
-    def _on_message(self, msg, draw):
+    def _on_message(self, msg, topic):
         started = time.monotonic()
-        self.stats.on_input(started)
+        if not self.accept_input():
+            return
         if self._output.get_subscription_count() == 0:
             self.stats.on_event("no_marker_subscriber")
             return
+        if not self._limiters[topic].allow(stamp_to_ns(msg.header.stamp)):
+            self.stats.on_event("rate_limited")
+            return
         try:
-            markers = draw(msg)
+            markers = self._draws[topic](msg)
         except ValueError as error:
             self.drop("malformed", str(error))
             return

@@ -89,6 +89,25 @@ def test_prediction_errors_match_the_future_ground_truth_and_stop_at_the_end_of_
     assert np.isnan(horizon_curve[FRAMES - last_observed - 1:]).all()
 
 
+def test_zero_velocity_row_holds_each_hands_last_input_pose_on_the_same_frames(truth):
+    poses = truth.poses
+    inputs = PoseStream(poses.stamps_ns, poses.joints + np.float32(0.002), np.ones((FRAMES, 2), bool))
+    inputs.presence[36:40, 1] = False  # the right hand's last input up to frame 39 is frame 35
+    horizon = 24
+    held = np.stack([inputs.joints[39, 0], inputs.joints[35, 1]])  # (2, 21, 3)
+    held_forecast = np.repeat(held[None, None], horizon, axis=1)  # a "model" that predicts exactly zero velocity
+    moving = held_forecast + np.float32(0.02)
+    outputs = StreamOutputs(predictions=[prediction(39, held_forecast), prediction(60, np.repeat(
+        np.stack([inputs.joints[60, 0], inputs.joints[60, 1]])[None, None], horizon, axis=1))])
+    scores = score_stream(truth, outputs, inputs).scores["prediction"]
+    for row in ("ade", "fde"):
+        assert scores[f"zero_velocity_{row}"]["mean"] == pytest.approx(scores[f"{row}_mean"]["mean"], rel=1e-6)
+        assert scores[f"zero_velocity_{row}"]["count"] == scores[f"{row}_mean"]["count"]
+    worse = score_stream(truth, StreamOutputs(predictions=[prediction(39, moving)]), inputs).scores["prediction"]
+    assert worse["ade_mean"]["mean"][0] > worse["zero_velocity_ade"]["mean"][0]
+    assert score_stream(truth, outputs).scores["prediction"].get("zero_velocity_ade") is None  # needs the inputs
+
+
 def test_score_differences_find_changed_numbers_and_ignore_timing(truth):
     outputs = StreamOutputs(recognitions=[recognition(10, "open jar")], latencies_ms=[5.0])
     a = score_stream(truth, outputs, truth.poses).scores

@@ -33,6 +33,7 @@ def make_samples(seed=0):
         "ActionHypothesis": convert.hypothesis_to_msg(hypothesis),
         "ActionRecognition": recognition,
         "MotionPrediction": prediction,
+        "MotionPredictionSummary": convert.motion_prediction_summary(prediction, 3),
     }
 
 

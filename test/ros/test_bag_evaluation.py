@@ -173,8 +173,15 @@ def test_live_replay_scores_equal_the_offline_scores(tmp_path, checkpoint, synth
     assert recognition["end_of_action"]["count"] == ACTIONS
     for mode in ("live", "offline"):
         assert (tmp_path / mode / "report.png").stat().st_size > 10_000
-        assert "## Motion prediction" in (tmp_path / mode / "report.md").read_text()
+        markdown = (tmp_path / mode / "report.md").read_text()
+        assert "## Motion prediction" in markdown
+        assert "| zero_velocity_ade (baseline: last input pose held) |" in markdown
+        assert markdown.count("## Result latency (wall clock)") == 1 and "result latency:" in markdown
+        prediction = report(tmp_path, mode)["scores"]["prediction"]
+        assert prediction["zero_velocity_ade"]["count"] == prediction["ade_mean"]["count"]
+        assert all(value > 0 for value in prediction["zero_velocity_fde"]["mean"])
         assert report(tmp_path, mode)["details"]["throughput_x_real_time"] > 0
+    assert not any(key.startswith("latency_ms") for key in node_stats)  # sim-time figures are not reported
 
 
 def recognition_stamps_inside(sequence, results):

@@ -11,21 +11,30 @@ import pytest
 import yaml
 
 from ghtt_ros.graph.cli import main as cli_main, parse_assignments
-from ghtt_ros.graph.spec import NODE_EXECUTABLES, GraphError, launch_node_arguments, load_graph, read_parameter_file
+from ghtt_ros.graph.spec import (
+    LAUNCH_ARGUMENTS,
+    NODE_EXECUTABLES,
+    GraphError,
+    launch_node_arguments,
+    load_graph,
+    parse_launch_arguments,
+    read_parameter_file,
+)
 from ghtt_ros.nodes.hand_estimator import HandEstimatorNode
-from ghtt_ros.nodes.base import COMMON_PARAMETERS, MODEL_PARAMETERS
 from ghtt_ros.nodes.parameters import defaults
 from ghtt_ros.nodes.pipeline import PipelineNode
 from ghtt_ros.graph.runner import GraphRunner
+from ghtt_ros.nodes.video_source import VideoSourceNode
 from ghtt_ros.nodes.visualizer import VisualizerNode
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
-NODE_CLASSES = {"hand_estimator": HandEstimatorNode, "ghtt_pipeline": PipelineNode, "visualizer": VisualizerNode}
+NODE_CLASSES = {"video_source": VideoSourceNode, "hand_estimator": HandEstimatorNode, "ghtt_pipeline": PipelineNode,
+                "visualizer": VisualizerNode}
 
 
 def _all_specs(node_class):
-    return COMMON_PARAMETERS + (MODEL_PARAMETERS if node_class.USES_TORCH else ()) + tuple(node_class.PARAMETERS)
+    return node_class.parameter_specs()
 
 
 @pytest.mark.parametrize("executable", sorted(NODE_CLASSES))
@@ -33,7 +42,10 @@ def test_parameter_files_list_exactly_the_code_defaults(executable):
     node_class = NODE_CLASSES[executable]
     assert NODE_EXECUTABLES[executable].endswith(f":{node_class.__name__}")
     from_file = read_parameter_file(CONFIG / f"{executable}.yaml", executable)
-    assert from_file == pytest.approx(defaults(_all_specs(node_class)))
+    code = defaults(_all_specs(node_class))
+    assert from_file.keys() == code.keys()
+    for name, value in code.items():
+        assert from_file[name] == pytest.approx(value), name
 
 
 def test_every_parameter_has_a_description_and_numbers_have_ranges():
@@ -142,12 +154,41 @@ def test_launch_files_compile_and_name_a_graph_in_config(path):
     assert (CONFIG / constants["GRAPH_FILE"]).is_file()
 
 
+# The launch arguments a ROS 2 user expects (yolo_ros / Isaac ROS habits), by launch file.
+STANDARD_ARGUMENTS = {"namespace", "params_file", "use_sim_time", "device", "image_topic", "camera_info_topic",
+                      "hands_topic", "enable_video_source", "enable_hand_estimator", "enable_ghtt_pipeline",
+                      "enable_visualizer"}
+EXPECTED_ARGUMENTS = {"ghtt.launch.py": STANDARD_ARGUMENTS | {"graph"}, "pose_input.launch.py": STANDARD_ARGUMENTS}
+
+
+def _declared_arguments(description):
+    """{name: DeclareLaunchArgument stand-in} of a launch description built with the stand-in classes."""
+    return {action.args[0]: action for action in description.args[0] if action.args and isinstance(action.args[0], str)}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ARGUMENTS))
+def test_launch_files_declare_the_standard_arguments_and_the_runner_takes_the_same(monkeypatch, name):
+    launch = _load_launch_file(REPO / "launch" / name, REPO, {}, monkeypatch)
+    declared = _declared_arguments(launch.generate_launch_description())
+    assert set(declared) == EXPECTED_ARGUMENTS[name]
+    assert all(len(argument.kwargs["description"]) > 15 for argument in declared.values())
+    assert declared["enable_visualizer"].kwargs["default_value"] == "true"
+    assert declared["device"].kwargs["default_value"] == "" and declared["params_file"].kwargs["default_value"] == ""
+    runner_arguments = parse_launch_arguments([f"{argument}:=x" for argument in declared])
+    assert set(runner_arguments) == set(declared)
+
+
+def _launch_defaults(**arguments):
+    return {name: default for name, (default, _) in LAUNCH_ARGUMENTS.items()} | arguments
+
+
 @pytest.mark.parametrize("namespace", ["", "cam_left"])
 def test_ghtt_launch_builds_the_same_nodes_as_the_runner(monkeypatch, namespace):
-    arguments = {"graph": str(CONFIG / "graph.yaml"), "namespace": namespace}
+    arguments = _launch_defaults(graph=str(CONFIG / "graph.yaml"), namespace=namespace)
     launch = _load_launch_file(REPO / "launch" / "ghtt.launch.py", REPO, arguments, monkeypatch)
-    graph_argument, _, opaque = launch.generate_launch_description().args[0]
-    assert graph_argument.kwargs["default_value"] == arguments["graph"]
+    description = launch.generate_launch_description()
+    assert _declared_arguments(description)["graph"].kwargs["default_value"] == arguments["graph"]
+    opaque = description.args[0][-1]
     launch_nodes = [node.kwargs for node in opaque.kwargs["function"](None)]
     runner = GraphRunner(CONFIG / "graph.yaml", namespace=namespace or None)
     assert launch_nodes == launch_node_arguments(runner.launches)
@@ -156,13 +197,68 @@ def test_ghtt_launch_builds_the_same_nodes_as_the_runner(monkeypatch, namespace)
     assert all((REPO / "bin" / n["executable"]).is_file() for n in launch_nodes)
 
 
-def test_pose_input_launch_includes_ghtt_launch_with_its_graph(monkeypatch):
+def test_launch_arguments_set_device_sim_time_topics_params_file_and_switch_nodes_off(monkeypatch, tmp_path):
+    params_file = tmp_path / "site.yaml"
+    params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"num_threads": 2, "diagnostics_period_s": 0.5}},
+                                           "visualizer": {"ros__parameters": {"line_width_m": 0.01}}}))
+    given = dict(device="cpu", use_sim_time="true", image_topic="/camera/color/image_raw",
+                 camera_info_topic="/camera/color/camera_info", hands_topic="/tracker/hands",
+                 enable_hand_estimator="false", params_file=str(params_file))
+    arguments = _launch_defaults(graph=str(CONFIG / "webcam.yaml"), **given)
+    launch = _load_launch_file(REPO / "launch" / "ghtt.launch.py", REPO, arguments, monkeypatch)
+    launch_nodes = [node.kwargs for node in launch.generate_launch_description().args[0][-1].kwargs["function"](None)]
+    runner = GraphRunner(CONFIG / "webcam.yaml", arguments=given)
+    assert launch_nodes == launch_node_arguments(runner.launches)
+    nodes = {node.name: node for node in runner.launches}
+    assert sorted(nodes) == ["ghtt_pipeline", "video_source", "visualizer"]  # enable_hand_estimator:=false
+    assert all(node.parameters["use_sim_time"] is True for node in nodes.values())
+    assert nodes["ghtt_pipeline"].parameters["device"] == "cpu" and "device" not in nodes["visualizer"].parameters
+    assert nodes["ghtt_pipeline"].parameters["num_threads"] == 2 and "num_threads" not in nodes["visualizer"].parameters
+    assert all(node.parameters["diagnostics_period_s"] == 0.5 for node in nodes.values())
+    assert nodes["visualizer"].parameters["line_width_m"] == 0.01
+    for node in nodes.values():
+        remapped = dict(node.remappings)
+        assert remapped == {"image": "/camera/color/image_raw", "camera_info": "/camera/color/camera_info",
+                            "hands": "/tracker/hands"}
+    with pytest.raises(GraphError, match="expected true or false"):
+        GraphRunner(CONFIG / "webcam.yaml", arguments={"enable_visualizer": "no"})
+
+
+def test_pose_input_launch_includes_ghtt_launch_with_its_graph_and_passes_every_argument(monkeypatch):
     launch = _load_launch_file(REPO / "launch" / "pose_input.launch.py", REPO, {}, monkeypatch)
-    _, include = launch.generate_launch_description().args[0]
+    include = launch.generate_launch_description().args[0][-1]
     assert include.args[0].args[0] == str(REPO / "launch" / "ghtt.launch.py")
     arguments = dict(include.kwargs["launch_arguments"])
     assert arguments["graph"] == str(CONFIG / "pose_input.yaml")
+    assert set(arguments) == STANDARD_ARGUMENTS | {"graph"}
     assert [n.executable for n in load_graph(arguments["graph"])] == ["ghtt_pipeline", "visualizer"]
+
+
+@pytest.mark.parametrize("where", ["inline", "parameters_file", "params_file", "set"])
+def test_a_misspelled_parameter_is_an_error_that_names_the_real_one(tmp_path, capsys, where):
+    graph = {"nodes": [{"name": "ghtt_pipeline", "executable": "ghtt_pipeline"}]}
+    arguments = []
+    if where == "inline":
+        graph["nodes"][0]["parameters"] = {"num_sample": 4}
+    elif where == "parameters_file":
+        (tmp_path / "pipe.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": {"num_sample": 4}}}))
+        graph["nodes"][0]["parameters_file"] = "pipe.yaml"
+    elif where == "params_file":  # a node's own section is checked; `/**` values no node declares as well
+        (tmp_path / "site.yaml").write_text(yaml.safe_dump({"ghtt_pipeline": {"ros__parameters": {"num_sample": 4}}}))
+        arguments = [f"params_file:={tmp_path / 'site.yaml'}"]
+    path = tmp_path / "graph.yaml"
+    path.write_text(yaml.safe_dump(graph))
+    options = ["--set", "ghtt_pipeline.num_sample=4"] if where == "set" else []
+    assert cli_main(["nodes", str(path), *arguments, *options]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and error.startswith("ghtt-ros: error:")
+    assert "unknown parameter 'num_sample' (did you mean num_samples?)" in error
+
+
+def test_a_params_file_wildcard_value_no_node_declares_is_an_error(tmp_path):
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": {"devise": "cpu"}}}))
+    with pytest.raises(GraphError, match="unknown parameter 'devise' .*did you mean device"):
+        GraphRunner(CONFIG / "pose_input.yaml", arguments={"params_file": str(tmp_path / "site.yaml")})
 
 
 def test_bin_scripts_start_the_node_modules():
@@ -184,3 +280,19 @@ def test_docs_name_every_parameter_with_its_default():
                 assert documented == pytest.approx(spec.default, rel=1e-5), spec.name
             else:
                 assert documented == spec.default, spec.name
+
+
+def test_one_default_optical_frame_name_everywhere():
+    import inspect
+
+    from ghtt_ros.bag.dataset import write_dataset_bag
+    from ghtt_ros.demo.sources import SyntheticActionSource, VideoSource
+    from ghtt_ros.nodes.video_source import VIDEO_SOURCE_PARAMETERS
+    from ghtt_ros.transforms import DEFAULT_OPTICAL_FRAME
+
+    rviz = yaml.safe_load((CONFIG / "ghtt.rviz").read_text())
+    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == DEFAULT_OPTICAL_FRAME
+    for function in (write_dataset_bag, VideoSource.__init__, SyntheticActionSource.__init__):
+        assert inspect.signature(function).parameters["frame_id"].default == DEFAULT_OPTICAL_FRAME, function
+    assert {spec.name: spec.default for spec in VIDEO_SOURCE_PARAMETERS}["frame_id"] == DEFAULT_OPTICAL_FRAME
+    assert read_parameter_file(CONFIG / "video_source.yaml", "video_source")["frame_id"] == DEFAULT_OPTICAL_FRAME

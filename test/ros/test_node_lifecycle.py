@@ -12,7 +12,7 @@ from rclpy.parameter import Parameter
 
 from ghtt_ros.nodes.diagnostics import status_values
 from ghtt_ros.nodes.hand_estimator import HandEstimatorNode
-from ghtt_ros.nodes.base import resolve_device
+from ghtt_ros.nodes.device import resolve_device
 from ghtt_ros.nodes.pipeline import PipelineNode
 from ghtt_ros.nodes.visualizer import VisualizerNode
 from ros_fixtures import pose_messages, write_tiny_checkpoint
@@ -63,7 +63,7 @@ def test_a_corrupt_checkpoint_fails_activation_and_the_node_stays_inactive(ros_c
     (dict(num_samples=0), "num_samples"),  # outside the declared range
     (dict(mode="fast"), "mode"),  # not one of the choices
     (dict(max_gap_s=3), "max_gap_s"),  # integer where a double is declared
-    (dict(device="gpu"), "expected cpu, cuda or cuda:N"),
+    (dict(device="gpu"), "expected auto, cpu, cuda or cuda:N"),
 ])
 def test_bad_parameter_values_are_reported_and_block_configuration(ros_context, checkpoint, parameters, message):
     node = _pipeline(ros_context, checkpoint=str(checkpoint), **parameters)
@@ -80,8 +80,9 @@ def test_autostart_false_waits_then_manual_transitions_load_and_free_the_model(r
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.pipeline is None
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert node.pipeline is not None and node.pipeline.config.top_k == 2
-    rejected = node.set_parameters([Parameter("top_k", value=3)])[0]
+    rejected = node.set_parameters([Parameter("max_clips", value=3)])[0]
     assert not rejected.successful and "read on configure" in rejected.reason
+    assert node.pipeline.config.max_clips == 16
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert node.pipeline is None and node.worker is None and node.state_label == "inactive"
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and node.state_label == "unconfigured"
