@@ -19,7 +19,7 @@ of the decoded joints to the true ones (placed from the rollout's base frame), t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,7 +37,7 @@ from ghtt_core.taxonomy import Taxonomy
 from ghtt_core.train.distributed import init_distributed, shutdown_distributed
 from ghtt_core.train.loop import LoopOptions, LoopResult, run_training
 from ghtt_core.train.metrics_log import MetricsLog
-from ghtt_core.train.midlevels import ActionMidLevels, build_midlevel_cache
+from ghtt_core.train.midlevels import ActionMidLevels, MidLevelAugmentation, build_midlevel_cache
 
 STAGE = "action"
 
@@ -47,6 +47,7 @@ class ActionTrainingOptions:
     loop: LoopOptions
     object_drop_prob: float = 0.3
     use_estimated_input: bool = True
+    augment: MidLevelAugmentation = field(default_factory=MidLevelAugmentation)  # training actions only
 
     def __post_init__(self):
         if not 0.0 <= self.object_drop_prob <= 1.0:
@@ -278,8 +279,8 @@ def train_action(
         rollout_clips = min(config.action.rollout_clips, capacity) if config.action.lambda_rollout > 0 else 0
         train_cache, val_cache = (
             build_midlevel_cache(pose_block, sequences or [], taxonomy, options.use_estimated_input,
-                                 keep_truth_joints=rollout_clips > 0)
-            for sequences in (train_sequences, val_sequences))
+                                 keep_truth_joints=rollout_clips > 0, augment=augment)
+            for sequences, augment in ((train_sequences, options.augment), (val_sequences, None)))
         if not train_cache:
             raise ValueError("no trimmed actions in the training sequences")
         step_module = ActionTrainingStep(action_block, label_embeddings.to(ctx.device), options.object_drop_prob,
@@ -303,7 +304,7 @@ def train_action(
             save,
             MetricsLog(log_path, enabled=ctx.is_main),
             resume=resume,
-            run_info={"object_drop_prob": options.object_drop_prob,
+            run_info={"object_drop_prob": options.object_drop_prob, "augment": asdict(options.augment),
                       "use_estimated_input": options.use_estimated_input, "kind": KIND_FULL,
                       "train_actions": len(train_cache)},
             progress=progress,

@@ -76,6 +76,12 @@ def register(subparsers):
                              "(default: config's, 0)")
     action.add_argument("--label-smoothing", type=float, default=None,
                         help="label smoothing of the recognition cross-entropy L_con (default: config's, 0)")
+    action.add_argument("--augment-copies", type=int, default=0,
+                        help="time-warped / mirrored copies of every training action in the mid-level cache (0 = none)")
+    action.add_argument("--augment-speed", type=float, nargs=2, default=(0.8, 1.25), metavar=("LOW", "HIGH"),
+                        help="playback speed range of the augmented copies")
+    action.add_argument("--augment-mirror-p", type=float, default=0.5,
+                        help="probability that an augmented copy is mirrored (hands swapped and reflected)")
     action.add_argument("--text-cache", type=Path, default=None,
                         help="directory for the text encoder's disk cache of label embeddings")
     action.set_defaults(handler=_train_action)
@@ -97,6 +103,12 @@ def register(subparsers):
     report.add_argument("--seed", type=int, default=0, help="seed of the window subset and the samples")
     report.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     report.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    report.add_argument("--gru-steps", type=int, default=0,
+                        help="also train the BiGRU recognition baseline for this many steps (batch 32) on "
+                             "--gru-train-split and score it on the same actions (0 = no baseline)")
+    report.add_argument("--gru-train-split", default="train", help="recording split the BiGRU is trained on")
+    report.add_argument("--gru-views", default=None,
+                        help="comma-separated views of the BiGRU's training recordings (default: every view)")
     report.set_defaults(handler=_training_report)
 
     calibrate = subparsers.add_parser(
@@ -233,6 +245,7 @@ def _train_action(args):
     from ghtt_core.data.storage import StoredDataset
     from ghtt_core.text import build_text_encoder
     from ghtt_core.train.action import ActionTrainingOptions, encode_taxonomy, train_action
+    from ghtt_core.train.midlevels import MidLevelAugmentation
 
     _set_threads(args)
     taxonomy = StoredDataset(args.data).taxonomy
@@ -252,7 +265,9 @@ def _train_action(args):
     if not train_sequences:
         raise ValueError(f"{args.data}: no sequences in split {args.train_split!r}")
     options = ActionTrainingOptions(loop=_loop_options(args, 10000), object_drop_prob=args.object_drop_prob,
-                                    use_estimated_input=not args.truth_input)
+                                    use_estimated_input=not args.truth_input,
+                                    augment=MidLevelAugmentation(args.augment_copies, tuple(args.augment_speed),
+                                                                 args.augment_mirror_p, args.seed))
     result = train_action(args.pose_checkpoint, train_sequences, _sequences(args, args.val_split), taxonomy,
                           label_embeddings, options, args.out_dir / FULL_CHECKPOINT,
                           log_path=args.log or args.out_dir / "metrics.jsonl", resume_path=args.resume,
@@ -266,14 +281,22 @@ def _training_report(args):
     import json
 
     from ghtt_core.checkpoint import load_checkpoint
+    from ghtt_core.data.storage import StoredDataset
     from ghtt_core.train.heldout import heldout_report
 
     _set_threads(args)
     sequences = _sequences(args, args.split)
     if not sequences:
         raise ValueError(f"{args.data}: no sequences in split {args.split!r}")
+    gru_train = None
+    if args.gru_steps > 0:
+        views = args.gru_views.split(",") if args.gru_views else None
+        gru_train = StoredDataset(args.data).sequences(args.gru_train_split, views)
+        if not gru_train:
+            raise ValueError(f"{args.data}: no sequences in split {args.gru_train_split!r} to train the BiGRU on")
     report = heldout_report(load_checkpoint(args.checkpoint), sequences, num_random_samples=args.samples,
-                            max_windows=args.max_windows, seed=args.seed)
+                            max_windows=args.max_windows, seed=args.seed, gru_train_sequences=gru_train,
+                            gru_steps=args.gru_steps)
     report["command"] = " ".join(["ghtt", *sys.argv[1:]])
     text = json.dumps(report, indent=1)
     if args.out:

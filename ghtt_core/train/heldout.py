@@ -9,7 +9,14 @@ ghtt_core.evaluate.protocols:
   velocity with a 95 % bootstrap interval over windows; plus the P-Dec decoding of the true future mid-levels (what
   P.b would reach with a perfect A-Block, the P-Block's share of the error). The paper observes the ground truth;
   when the data has estimated poses the same rows (without the diagnostic) are repeated with the estimate observed,
-  as a robot would see it (the future is always scored against the ground truth).
+  as a robot would see it (the future is always scored against the ground truth). A checkpoint with a forecast
+  calibration (`ghtt calibrate`) is scored calibrated ("G-HTT P.b") and raw ("G-HTT P.b, raw"). Every row has the
+  error at chosen future frames ("error_by_frame"): its first 16 frames of the true-mid-level row are the next clip
+  decoded from the observed clip's own mid-level alone (no skip memory), the P-Block's decoding floor.
+* recognition baseline (optional, gru_train): the BiGRU of ghtt_core.evaluate.gru_baseline trained on the given
+  training actions for gru_steps steps, scored on the same actions as G-HTT.
+The model's classes need not be the data's: prediction and refinement are scored on any dataset (objects outside the
+taxonomy get the unknown-object token); recognition counts only the actions whose class the model knows.
 The full paper report (baselines, FID, APD, tables) is `ghtt benchmark`.
 """
 
@@ -21,6 +28,8 @@ import time
 import torch
 
 from ghtt_core.evaluate import protocols
+from ghtt_core.evaluate.fitting import FitOptions
+from ghtt_core.evaluate.gru_baseline import GRUClassifier, GRURecognizer, train_gru_baseline
 from ghtt_core.evaluate.metrics import (mpjpe, mpjpe_pa, mpjpe_ra, mpjpe_root_relative, paired_difference,
                                         top1_accuracy)
 from ghtt_core.inference import GHTTInference
@@ -28,6 +37,8 @@ from ghtt_core.taxonomy import Taxonomy
 
 FPS = 30
 PROTOCOL_FRAMES = {"1s": FPS, "2s": 2 * FPS}
+REPORTED_FRAMES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 80, 96)
+RAW_PB = "G-HTT P.b, raw"
 
 
 def refinement_report(inference: GHTTInference, sequences: protocols.RecognitionSequences,
@@ -50,6 +61,12 @@ def refinement_report(inference: GHTTInference, sequences: protocols.Recognition
 
 def recognition_report(inference: GHTTInference, sequences: protocols.RecognitionSequences,
                        batch_size: int = 64) -> dict:
+    """Top-1 with and without the object token over the actions whose class the model knows."""
+    outside = int((sequences.labels < 0).sum())
+    sequences = sequences.select((sequences.labels >= 0).nonzero().flatten().tolist())
+    if not len(sequences):
+        return {"actions": 0, "actions_outside_taxonomy": outside,
+                "note": "no held-out action has a class of the model's taxonomy: recognition not scored"}
     predicted_plain, predicted_object = [], []
     objects = inference.model.taxonomy.objects
     nouns = [inference.model.taxonomy.actions[label].noun for label in sequences.labels.tolist()]
@@ -65,6 +82,7 @@ def recognition_report(inference: GHTTInference, sequences: protocols.Recognitio
     same_object = [sum(a.noun == noun for a in inference.model.taxonomy.actions) for noun in nouns]
     return {
         "actions": len(labels),
+        "actions_outside_taxonomy": outside,
         "classes": len(inference.model.taxonomy.actions),
         "top1_motion_only": top1_accuracy(torch.cat(predicted_plain), labels),
         "top1_with_object": top1_accuracy(torch.cat(predicted_object), labels),
@@ -102,6 +120,8 @@ def _prediction_rows(inference, sequences, taxonomy, min_frames, observed_input,
     rows = {"windows": len(windows)}
     records = {}
     predictors = [protocols.ActionGuidedPredictor(inference), protocols.ZeroVelocityPredictor()]
+    if inference.calibration is not None:
+        predictors.insert(1, protocols.ActionGuidedPredictor(inference, calibrated=False, name=RAW_PB))
     if observed_input == "truth":  # the diagnostic decodes the true future, whatever the observation
         predictors.append(protocols.TrueMidlevelPredictor(inference))
     for predictor in predictors:
@@ -112,16 +132,20 @@ def _prediction_rows(inference, sequences, taxonomy, min_frames, observed_input,
             "fde": _nanmean(record.deterministic_fde),
             "error_at_1s": _nanmean(record.frame_errors[:, FPS - 1]),
             "error_at_2s": _nanmean(record.frame_errors[:, 2 * FPS - 1]) if min_frames >= 2 * FPS else None,
+            "error_by_frame": {str(f): _nanmean(record.frame_errors[:, f - 1]) for f in REPORTED_FRAMES
+                               if f <= record.frame_errors.shape[1]},
         }
         if predictor.stochastic:
             row["ade_best_of_samples"] = _nanmean(record.ade_best)
             row["apd"] = _nanmean(record.apd)
         rows[predictor.name] = row
-    guided, held = records[protocols.ActionGuidedPredictor.name], records[protocols.ZeroVelocityPredictor.name]
-    rows["P.b minus zero velocity"] = {
-        metric: paired_difference(getattr(guided, f"deterministic_{metric}"),
-                                  getattr(held, f"deterministic_{metric}"), seed=seed).to_dict()
-        for metric in ("ade", "fde")}
+    held = records[protocols.ZeroVelocityPredictor.name]
+    for name, label in ((protocols.ActionGuidedPredictor.name, "P.b minus zero velocity"),
+                        (RAW_PB, "P.b raw minus zero velocity")):
+        if name in records:
+            rows[label] = {metric: paired_difference(getattr(records[name], f"deterministic_{metric}"),
+                                                     getattr(held, f"deterministic_{metric}"), seed=seed).to_dict()
+                           for metric in ("ade", "fde")}
     return rows
 
 
@@ -130,9 +154,25 @@ def _nanmean(values: torch.Tensor) -> float:
     return float(values[counted].mean()) if counted.any() else math.nan
 
 
+def gru_baseline_report(train_sequences, actions: protocols.RecognitionSequences, taxonomy: Taxonomy, steps: int,
+                        seed: int, max_clips: int) -> dict:
+    """The BiGRU recognition baseline trained on train_sequences' actions, top-1 on `actions` (known classes)."""
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    model = GRUClassifier(len(taxonomy.actions))
+    train = protocols.recognition_sequences(train_sequences, taxonomy, max_clips)
+    losses = train_gru_baseline(model, train, FitOptions(steps=steps, batch_size=32, learning_rate=2e-3, seed=seed))
+    known = actions.select((actions.labels >= 0).nonzero().flatten().tolist())
+    predicted = protocols.recognize_all(GRURecognizer(model), known)
+    return {"top1": top1_accuracy(predicted, known.labels), "actions": len(known), "train_actions": len(train),
+            "steps": steps, "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
 def heldout_report(checkpoint, sequences, num_random_samples: int = 5, max_windows: int = 400,
-                   seed: int = 0) -> dict:
-    """checkpoint: a loaded ModelCheckpoint; sequences: held-out HandSequences (with estimated poses if any)."""
+                   seed: int = 0, gru_train_sequences=None, gru_steps: int = 0) -> dict:
+    """checkpoint: a loaded ModelCheckpoint; sequences: held-out HandSequences (with estimated poses if any).
+    gru_train_sequences / gru_steps > 0: also train and score the BiGRU recognition baseline."""
     started = time.perf_counter()
     inference = GHTTInference(checkpoint)
     capacity = checkpoint.config.action.max_clips
@@ -145,5 +185,8 @@ def heldout_report(checkpoint, sequences, num_random_samples: int = 5, max_windo
     if checkpoint.action_block is not None:
         report["recognition"] = recognition_report(inference, actions)
         report["prediction_mm"] = prediction_report(inference, sequences, num_random_samples, max_windows, seed)
+    if gru_steps > 0 and gru_train_sequences:
+        report["recognition_baseline_bigru"] = gru_baseline_report(gru_train_sequences, actions, taxonomy, gru_steps,
+                                                                   seed, capacity)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report

@@ -5,6 +5,12 @@ last frame, with those frames marked invalid. Each clip is encoded on its own (i
 velocity, as at inference). Two mid-levels per clip: from the ground-truth joints (the A-Dec targets) and from the
 encoder's input joints (estimated poses when the sequence has them and they are asked for; otherwise the truth).
 On request the action's ground-truth joints are kept too, for the A-Block rollout loss (train.action).
+
+Augmentation (training only, `augment_copies` > 0): each action also enters the cache that many more times, each
+copy time-warped (played back at a speed drawn from `speed_range`, so velocities change as for a faster or slower
+person) and, with probability `mirror_p`, mirrored (left and right hands swapped and reflected across the camera's
+y-z plane, as if a left-handed person did it). The G-HTT features are invariant to rotations and translations of
+the camera, so a rotation or shift augmentation would change nothing.
 """
 
 from __future__ import annotations
@@ -70,6 +76,43 @@ def encode_clip_mids(pose_block: PoseBlock, joints, presence, frame_valid, batch
     return torch.cat(mids), torch.cat(valid_clips)
 
 
+@dataclass(frozen=True)
+class MidLevelAugmentation:
+    copies: int = 0  # augmented copies per action (0 = none)
+    speed_range: tuple = (0.8, 1.25)
+    mirror_p: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self):
+        low, high = self.speed_range
+        if self.copies < 0 or not 0 < low <= high or not 0.0 <= self.mirror_p <= 1.0:
+            raise ValueError(f"bad augmentation {self}: copies >= 0, 0 < speed low <= high, mirror_p in [0, 1]")
+
+
+def mirror_hands(joints: np.ndarray, presence: np.ndarray):
+    """Swap left and right and reflect x: (T, 2, 21, 3), (T, 2) -> the same motion done with the other hands."""
+    mirrored = joints[:, ::-1].copy()
+    mirrored[..., 0] *= -1.0
+    return mirrored, presence[:, ::-1].copy()
+
+
+def time_warp(arrays, length: int, speed: float):
+    """Frames of each (T, ...) array played back `speed` times as fast (nearest frame) -> (round(T / speed), ...)."""
+    frames = np.minimum(np.round(np.arange(max(1, round(length / speed))) * speed).astype(int), length - 1)
+    return [array[frames] for array in arrays]
+
+
+def _augmented_actions(joints, presence, source_joints, source_presence, augment: MidLevelAugmentation, rng):
+    """The action's frames (truth, encoder input) and `augment.copies` warped / mirrored copies of them."""
+    yield joints, presence, source_joints, source_presence
+    for _ in range(augment.copies):
+        speed = rng.uniform(*augment.speed_range)
+        parts = time_warp([joints, presence, source_joints, source_presence], len(joints), speed)
+        if rng.random() < augment.mirror_p:
+            parts = [*mirror_hands(parts[0], parts[1]), *mirror_hands(parts[2], parts[3])]
+        yield tuple(parts)
+
+
 def build_midlevel_cache(
     pose_block: PoseBlock,
     sequences,
@@ -77,12 +120,16 @@ def build_midlevel_cache(
     use_estimated_input: bool = True,
     min_frames: int = 2,
     keep_truth_joints: bool = False,
+    augment: MidLevelAugmentation | None = None,
 ) -> list[ActionMidLevels]:
     """Mid-levels of every action segment (of at least `min_frames` frames) of HandSequences, in one pass.
 
     All clips of all actions are encoded together in large batches; the P-Block is used in eval mode.
-    keep_truth_joints: also keep each action's ground-truth joints and presence.
+    keep_truth_joints: also keep each action's ground-truth joints and presence. augment: add time-warped / mirrored
+    copies of every action (module docstring).
     """
+    augment = augment or MidLevelAugmentation()
+    rng = np.random.default_rng(augment.seed)
     was_training = pose_block.training
     pose_block.eval()
     clip_len = pose_block.cfg.clip_len
@@ -92,20 +139,22 @@ def build_midlevel_cache(
         for segment in sequence.actions:
             if segment.end - segment.start < min_frames:
                 continue
-            truth = action_clips(sequence.joints, sequence.presence, segment.start, segment.end, clip_len)
-            if has_estimate:
-                source = action_clips(sequence.estimated_joints, sequence.estimated_presence, segment.start,
-                                      segment.end, clip_len)
-            else:
-                source = truth
-            for parts, clips in ((truth_parts, truth), (input_parts, source)):
-                for part, array in zip(parts, clips):
-                    part.append(array)
             frames = slice(segment.start, segment.end)
-            truth_frames = (torch.from_numpy(sequence.joints[frames]).float(),
-                            torch.from_numpy(sequence.presence[frames]).bool()) if keep_truth_joints else (None, None)
-            records.append((len(truth[0]), taxonomy.action_index(segment.label), taxonomy.object_index(segment.noun),
-                            sequence.name, segment.start, truth_frames))
+            source_joints = (sequence.estimated_joints if has_estimate else sequence.joints)[frames]
+            source_presence = (sequence.estimated_presence if has_estimate else sequence.presence)[frames]
+            for joints, presence, input_joints, input_presence in _augmented_actions(
+                    sequence.joints[frames], sequence.presence[frames], source_joints, source_presence, augment, rng):
+                length = len(joints)
+                truth = action_clips(joints, presence, 0, length, clip_len)
+                source = action_clips(input_joints, input_presence, 0, length, clip_len)
+                for parts, clips in ((truth_parts, truth), (input_parts, source)):
+                    for part, array in zip(parts, clips):
+                        part.append(array)
+                truth_frames = (torch.from_numpy(np.ascontiguousarray(joints)).float(),
+                                torch.from_numpy(np.ascontiguousarray(presence)).bool()) if keep_truth_joints \
+                    else (None, None)
+                records.append((len(truth[0]), taxonomy.action_index(segment.label),
+                                taxonomy.object_index(segment.noun), sequence.name, segment.start, truth_frames))
     if not records:
         pose_block.train(was_training)
         return []

@@ -309,3 +309,40 @@ def test_rollout_joint_term_is_the_camera_distance_of_the_decoded_joints(monkeyp
     offset = rollout_loss_terms(pose_block, torch.zeros(len(true_clips), 4, config.action.transformer.d_model),
                                 {**batch, "rollout_joints": shifted}, with_joints=True)
     assert abs(float(offset["roll_joints"]) - 0.1) < 0.02
+
+
+def test_augmented_cache_adds_warped_and_mirrored_copies_of_every_action():
+    import numpy as np
+
+    from ghtt_core.train.midlevels import MidLevelAugmentation, mirror_hands, time_warp
+
+    joints = np.random.default_rng(0).normal(size=(10, 2, 21, 3)).astype(np.float32)
+    presence = np.ones((10, 2), dtype=bool)
+    presence[3, 0] = False
+    twice = mirror_hands(*mirror_hands(joints, presence))
+    assert np.array_equal(twice[0], joints) and np.array_equal(twice[1], presence)
+    mirrored, mirrored_presence = mirror_hands(joints, presence)
+    assert np.array_equal(mirrored[:, 1, :, 1:], joints[:, 0, :, 1:]) and np.array_equal(mirrored[:, 0, :, 0],
+                                                                                       -joints[:, 1, :, 0])
+    assert not mirrored_presence[3, 1] and mirrored_presence[3, 0]
+    fast, = time_warp([joints], 10, 2.0)
+    assert np.array_equal(fast, joints[[0, 2, 4, 6, 8]])
+    slow, = time_warp([joints], 10, 0.5)
+    assert len(slow) == 20 and np.array_equal(slow[::2], joints)
+
+    config = tiny_config()
+    sequences = action_sequences(1)
+    taxonomy, _ = taxonomy_and_embeddings(sequences)
+    pose_block = PoseBlock(config.pose)
+    plain = build_midlevel_cache(pose_block, sequences, taxonomy, keep_truth_joints=True)
+    augmented = build_midlevel_cache(pose_block, sequences, taxonomy, keep_truth_joints=True,
+                                     augment=MidLevelAugmentation(copies=2, seed=1))
+    assert len(augmented) == 3 * len(plain)
+    for index, action in enumerate(plain):
+        original, *copies = augmented[3 * index: 3 * index + 3]
+        assert torch.equal(original.input_mids, action.input_mids) and original.label == action.label
+        for copy in copies:
+            assert copy.label == action.label and copy.noun == action.noun
+            length = len(copy.truth_joints)
+            assert 0.7 * len(action.truth_joints) <= length <= 1.3 * len(action.truth_joints)
+            assert len(copy.input_mids) == -(-length // 16)
