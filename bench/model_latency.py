@@ -8,6 +8,7 @@ Random weights: latency does not depend on them.
 """
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -101,12 +102,18 @@ def main():
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--future-clips", type=int, default=6)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--autocast", choices=("none", "bfloat16", "float16"), default="none",
+                        help="run the networks under torch.autocast in this precision (GPU; bfloat16 also on CPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"device {args.device}, torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats}")
+    autocast = (torch.autocast(args.device.split(":")[0], dtype=getattr(torch, args.autocast))
+                if args.autocast != "none" else contextlib.nullcontext())
+    print(f"autocast: {args.autocast}")
     for name in args.presets:
-        results, parameters = bench_preset(name, args.repeats, args.device, args.samples, args.future_clips)
+        with autocast:
+            results, parameters = bench_preset(name, args.repeats, args.device, args.samples, args.future_clips)
         counts = ", ".join(f"{block} {count / 1e6:.2f} M" for block, count in parameters.items())
         print(f"[{name}] parameters: {counts}")
         for what, ms in results.items():
