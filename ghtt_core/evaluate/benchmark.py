@@ -23,6 +23,7 @@ from ghtt_core.data.windows import PoseWindowDataset
 from ghtt_core.evaluate import protocols
 from ghtt_core.evaluate.fid_net import FIDNet, FIDTrainingOptions, action_sequences, fid_preset, train_fid_net
 from ghtt_core.evaluate.fitting import FitOptions
+from ghtt_core.evaluate.gru_baseline import GRUClassifier, GRURecognizer, train_gru_baseline
 from ghtt_core.evaluate.flattened_training import train_flattened
 from ghtt_core.evaluate.htt_baseline import HTTBaseline, HTTBaselineConfig, HTTRecognizer, train_htt_baseline
 from ghtt_core.evaluate.metrics import confusion_matrix, fid, top1_accuracy
@@ -37,6 +38,7 @@ FPS = 30
 PREDICTION_PROTOCOLS = {"1s": 1 * FPS, "2s": 2 * FPS}  # minimum frames from the window start to the action end
 FLATTENED_TEMPERATURES = (5.0, 10.0)  # Table 4: the G-HTT sampling std factor and the authors' "more noisy" one
 TRAINING_WINDOW_STRIDE = 8  # flattened-model training windows
+GRU_LEARNING_RATE = 2e-3  # the BiGRU baseline's own rate (Adam-style RNN default); same steps and batch as HTT
 
 
 @dataclass
@@ -173,6 +175,12 @@ def run_benchmark(data_dir, out_dir, benchmark: BenchmarkPreset, seed: int = 0, 
     htt_losses = train_htt_baseline(htt, train_recognition, action_embeddings, _fit(benchmark, benchmark.htt_steps,
                                                                                      seed))
 
+    _log(f"training the BiGRU recognition baseline ({benchmark.htt_steps} steps)")
+    torch.manual_seed(seed)
+    gru = GRUClassifier(len(taxonomy.actions))
+    gru_losses = train_gru_baseline(gru, train_recognition, dataclasses.replace(
+        _fit(benchmark, benchmark.htt_steps, seed), learning_rate=GRU_LEARNING_RATE))
+
     _log(f"training the FID network ({benchmark.fid_epochs} epochs)")
     window_frames = protocols.OBSERVED_FRAMES + protocols.FUTURE_FRAMES
     torch.manual_seed(seed)
@@ -189,7 +197,7 @@ def run_benchmark(data_dir, out_dir, benchmark: BenchmarkPreset, seed: int = 0, 
     _log("evaluating recognition and refinement")
     test_recognition = _subset(protocols.recognition_sequences(test_sequences, taxonomy, config.action.max_clips),
                                benchmark.max_recognition_sequences, seed)
-    recognizers = [protocols.GHTTRecognizer(inference), HTTRecognizer(htt, action_embeddings),
+    recognizers = [protocols.GHTTRecognizer(inference), HTTRecognizer(htt, action_embeddings), GRURecognizer(gru),
                    protocols.FlattenedRecognizer(flattened, action_embeddings)]
     predicted = {recognizer.name: protocols.recognize_all(recognizer, test_recognition) for recognizer in recognizers}
     refinement = protocols.refinement_errors(inference, test_recognition)
@@ -202,6 +210,8 @@ def run_benchmark(data_dir, out_dir, benchmark: BenchmarkPreset, seed: int = 0, 
         protocols.ConstantVelocityPredictor(),
         protocols.PoseOnlyPredictor(inference),
         protocols.ActionGuidedPredictor(inference),
+        *([protocols.ActionGuidedPredictor(inference, calibrated=False, name="G-HTT P.b, raw")]
+          if inference.calibration is not None else []),
         protocols.ActionGuidedPredictor(inference, with_true_action=True, name="G-HTT P.b, true action"),
         protocols.ActionGuidedPredictor(prediction_only_inference, name="prediction-only A-Block (P.b)"),
         *(protocols.FlattenedPredictor(flattened, object_embeddings, temperature,
@@ -231,6 +241,8 @@ def run_benchmark(data_dir, out_dir, benchmark: BenchmarkPreset, seed: int = 0, 
                           "parameters": _parameters(flattened)},
             "HTT (recognition only)": {"steps": len(htt_losses), "final_loss": htt_losses[-1],
                                        "parameters": _parameters(htt)},
+            GRURecognizer.name: {"steps": len(gru_losses), "final_loss": gru_losses[-1],
+                                 "parameters": _parameters(gru)},
             "G-HTT parameters": {"P-Block": _parameters(full.pose_block), "A-Block": _parameters(full.action_block)},
         },
         "fid_net": {"epochs": benchmark.fid_epochs, "train_windows": len(fid_train), "test_windows": len(fid_test),

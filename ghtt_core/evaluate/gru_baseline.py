@@ -28,7 +28,7 @@ class GRUBaselineConfig:
     hidden: int = 128
     layers: int = 2
     bidirectional: bool = True
-    frames: int = 64  # every action is resampled to this many frames
+    frames: int = 32  # every action is resampled to this many frames
 
 
 def frame_features(joints: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
