@@ -134,3 +134,55 @@ def test_checkpoints_keep_the_calibration(tmp_path):
     assert load_checkpoint(tmp_path / "m.pt").calibration == fitted
     save_checkpoint(tmp_path / "plain.pt", model.config, model.pose_block)
     assert load_checkpoint(tmp_path / "plain.pt").calibration is None
+
+
+def _sequences():
+    import numpy as np
+
+    from ghtt_core.data.sequence import ActionSegment, HandSequence
+
+    out = []
+    for index in range(2):
+        joints = moving_hands(1, 150, seed=index)[0].numpy()
+        presence = np.ones(joints.shape[:2], dtype=bool)
+        out.append(HandSequence(f"seq{index}", joints, presence, actions=[ActionSegment(0, 150, "pour cup", "pour",
+                                                                                        "cup")],
+                                estimated_joints=joints + 0.002, estimated_presence=presence.copy()))
+    return out
+
+
+def test_fitting_on_held_out_windows_gives_a_usable_calibration():
+    from ghtt_core.evaluate.forecast_fit import CANDIDATE_TEMPERATURES, fit_calibration
+
+    model = tiny_model()
+    model.config.action.max_clips = 8
+    fitted = fit_calibration(model, _sequences(), max_windows=0, coverage_windows=6, coverage_samples=3,
+                             temperatures=(1.0, 5.0), progress=False)
+    assert len(fitted.horizon_gain) == 96 and all(0.0 <= g <= 1.0 for g in fitted.horizon_gain)
+    assert 0.0 < fitted.residual_low < fitted.residual_high and fitted.temperature in (1.0, 5.0)
+    assert set(fitted.details["coverage_by_temperature"]) == {"1", "5"}
+    assert fitted.details["windows"] == 2 * 8  # windows every 16 frames leaving >= 30 of 150
+    # the fitted gain is the best of the grid on these windows: no gain does better at any frame
+    inference = GHTTInference(dataclasses.replace(model, calibration=fitted))
+    assert inference.default_temperature == fitted.temperature
+    assert 1.0 in CANDIDATE_TEMPERATURES
+
+
+def test_calibrate_command_writes_a_calibrated_copy_and_refuses_the_test_split(tmp_path, capsys):
+    from ghtt_core.cli import main
+
+    assert main(["data", "generate", "--out", str(tmp_path / "data"), "--num-recordings", "12"]) == 0
+    model = tiny_model()
+    model.config.action.max_clips = 8
+    save_checkpoint(tmp_path / "m.pt", model.config, model.pose_block, model.action_block, model.taxonomy,
+                    model.label_embeddings)
+    common = ["calibrate", "--checkpoint", str(tmp_path / "m.pt"), "--data", str(tmp_path / "data"), "--views", "top",
+              "--max-windows", "24", "--coverage-windows", "6", "--coverage-samples", "2", "--no-progress"]
+    assert main([*common, "--split", "test", "--out", str(tmp_path / "c.pt")]) != 0
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "test split" in error[0]
+    assert main([*common, "--split", "val", "--out", str(tmp_path / "c.pt")]) == 0
+    calibrated = load_checkpoint(tmp_path / "c.pt")
+    assert calibrated.calibration is not None and calibrated.calibration.details["split"] == "val"
+    assert torch.equal(calibrated.pose_block.state_dict()["output_head.0.weight"],
+                       model.pose_block.state_dict()["output_head.0.weight"])

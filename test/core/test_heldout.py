@@ -74,3 +74,46 @@ def test_estimated_input_protocol_observes_the_estimate_and_scores_against_the_t
         protocols.prediction_windows(_long_action_sequences(), taxonomy, 30, observed_input="estimated")
     with pytest.raises(ValueError, match="observed_input"):
         protocols.prediction_windows(sequences, taxonomy, 30, observed_input="noisy")
+
+
+def _tiny_checkpoint(taxonomy, embeddings, calibration=None):
+    torch.manual_seed(0)
+    config = tiny_config()
+    config.action.max_clips = 8
+    return ModelCheckpoint(config=config, pose_block=PoseBlock(config.pose).eval(),
+                           action_block=ActionBlock(config.action).eval(), taxonomy=taxonomy,
+                           label_embeddings=embeddings, model_id="tiny-heldout", calibration=calibration)
+
+
+def test_a_model_is_scored_on_another_datasets_classes_and_a_calibrated_one_also_raw():
+    from ghtt_core.forecast_calibration import ForecastCalibration
+
+    sequences = _long_action_sequences()
+    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
+    for sequence in sequences:  # recordings of classes and objects the model never knew
+        sequence.actions = [ActionSegment(s.start, s.end, "juggle ball", "juggle", "ball") for s in sequence.actions]
+    calibration = ForecastCalibration([1.0, 0.5], residual_low=1e3, residual_high=2e3, temperature=2.0)
+    report = heldout_report(_tiny_checkpoint(taxonomy, embeddings, calibration), sequences, num_random_samples=2,
+                            max_windows=0)
+    assert report["recognition"]["actions"] == 0 and report["recognition"]["actions_outside_taxonomy"] == 4
+    assert report["refinement_mm"]["refined_pa"] > 0
+    rows = report["prediction_mm"]["1s"]
+    assert rows["windows"] == 14
+    for name in ("G-HTT P.b", "G-HTT P.b, raw", "zero velocity", "P-Dec of true future mid-levels"):
+        by_frame = rows[name]["error_by_frame"]
+        assert set(by_frame) == {"1", "2", "4", "8", "16", "24", "32", "48", "64", "80", "96"}
+        assert all(value >= 0 for value in by_frame.values())
+    # the gain halves every displacement from the second frame on: the calibrated forecast is a different one
+    assert rows["G-HTT P.b"]["error_by_frame"]["1"] == pytest.approx(rows["G-HTT P.b, raw"]["error_by_frame"]["1"])
+    assert rows["G-HTT P.b"]["ade"] != rows["G-HTT P.b, raw"]["ade"]
+    assert "P.b raw minus zero velocity" in rows
+
+
+def test_the_bigru_baseline_is_trained_and_scored_on_the_same_actions():
+    sequences = _long_action_sequences()
+    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
+    report = heldout_report(_tiny_checkpoint(taxonomy, embeddings), sequences, num_random_samples=2, max_windows=4,
+                            gru_train_sequences=sequences, gru_steps=5)
+    baseline = report["recognition_baseline_bigru"]
+    assert baseline["actions"] == report["recognition"]["actions"] == 4 and baseline["steps"] == 5
+    assert 0.0 <= baseline["top1"] <= 1.0 and math.isfinite(baseline["final_loss"])
