@@ -73,6 +73,18 @@ def register(subparsers):
                               "test.csv) with the action segments; without it the converted sequences have no actions")
     convert.set_defaults(handler=_convert)
 
+    tracks = commands.add_parser(
+        "from-tracks", help="a ghtt dataset from tracked hand poses (`ghtt estimate` .npz files), to score a model on "
+                            "your own recordings with `ghtt training-report` (prediction and refinement need no labels)")
+    tracks.add_argument("tracks", nargs="+", type=Path, help="pose files written by `ghtt estimate` (one recording each)")
+    tracks.add_argument("--out", required=True, type=Path, help="output folder (ghtt format, docs/dataset.md)")
+    tracks.add_argument("--split", default="test", help="split the recordings go into (default test)")
+    tracks.add_argument("--label", default="unlabelled",
+                        help="action label of the one segment per recording, from its first to its last frame with "
+                             "a hand (default 'unlabelled'; a class the model does not know is not scored for "
+                             "recognition)")
+    tracks.set_defaults(handler=_from_tracks)
+
     card = commands.add_parser("card", help="difficulty baselines of a dataset (nearest neighbour, GRU, zero velocity)")
     card.add_argument("root", type=Path, help="dataset folder (ghtt format) with train and test splits")
     card.add_argument("--view", default="front", help="camera view the baselines use (default front)")
@@ -141,6 +153,18 @@ def _convert(args):
     index = write_dataset(args.out, recordings, provenance={"source": args.source, "input": str(args.input),
                                                              "view": view})
     print(f"converted {len(index['recordings'])} recordings from {args.input} to {args.out}")
+
+
+def _from_tracks(args):
+    from ghtt_core.data.recording import Recording
+    from ghtt_core.data.storage import write_dataset
+    from ghtt_core.data.tracks import sequence_from_tracks
+
+    sequences = [sequence_from_tracks(path, args.label, args.split) for path in args.tracks]
+    index = write_dataset(args.out, (Recording.from_sequences([seq], seq.name) for seq in sequences),
+                          provenance={"source": "tracks", "files": [str(path) for path in args.tracks]})
+    frames = sum(entry["num_frames"] for entry in index["recordings"])
+    print(f"wrote {len(index['recordings'])} recordings ({frames} frames) to {args.out}")
 
 
 def _card(args):
