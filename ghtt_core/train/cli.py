@@ -32,8 +32,10 @@ def register(subparsers):
         formatter_class=_HelpFormatter,
     )
     _add_common_options(pose, default_steps=20000)
-    pose.add_argument("--config", default="small",
-                      help="model config: a preset name (small, paper) or a YAML file (`preset:` + overrides)")
+    pose.add_argument("--config", default="ghtt_small",
+                      help="model config: a preset name (ghtt_small, ghtt: this project's training; small, paper: "
+                           "the authors' settings) or a YAML file (`preset:` + overrides); the A-Block settings of "
+                           "the config are used later by train-action")
     pose.add_argument("--lambda-hand", type=float, default=None, help="weight of L_obs + L_pred + L_trj "
                       "(default: the config's)")
     pose.add_argument("--lambda-kl", type=float, default=None, help="weight of the P-Block KL (default: config's)")
