@@ -11,6 +11,7 @@ it has not seen before: normally just the newest one.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -51,7 +52,9 @@ class PipelineConfig:
     mode: str = "action_guided"  # "action_guided" (P.b) or "pose_only" (P.a)
     num_samples: int = 20  # sample 0 = the deterministic mean prediction
     horizon_frames: int = 96
-    sampling_temperature: float = 5.0  # std multiplier for samples 1..
+    # std multiplier for samples 1..; negative = the checkpoint's calibrated temperature (5, the authors', without a
+    # forecast calibration; docs/inference.md)
+    sampling_temperature: float = -1.0
     top_k: int = 5
     frame_period_s: float = 1.0 / 30.0
     max_gap_s: float = 0.5  # a larger gap or a backwards stamp resets the history
@@ -74,8 +77,9 @@ class PipelineConfig:
             raise ValueError(f"max_gap_s ({self.max_gap_s}) must be >= frame_period_s ({self.frame_period_s})")
         if not 0 <= self.max_fill_frames < self.clip_len:
             raise ValueError(f"max_fill_frames must be in [0, clip_len), got {self.max_fill_frames}")
-        if not self.sampling_temperature >= 0:
-            raise ValueError(f"sampling_temperature must be >= 0, got {self.sampling_temperature}")
+        if not math.isfinite(self.sampling_temperature):
+            raise ValueError(f"sampling_temperature must be finite (negative = calibrated), got "
+                             f"{self.sampling_temperature}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
         if not self.idle_speed_m_s >= 0:
@@ -322,8 +326,9 @@ class StreamingPipeline:
                 positions=forecast.joints[0].cpu().numpy(),
                 hand_present=forecast.hand_present[0].cpu().numpy(),
                 conditioning_action=conditioning,
-                sampling_temperature=cfg.sampling_temperature,
+                sampling_temperature=self.sampling_temperature,
                 model_id=self.model_id,
+                trust=None if forecast.trust is None else forecast.trust[0].cpu().numpy(),
             )
         timer.lap("predict")
 
@@ -354,6 +359,12 @@ class StreamingPipeline:
         return self.inference.observation_from_clips([self._clip_cache[key] for key in keys],
                                                      self.config.max_fill_frames)
 
+    @property
+    def sampling_temperature(self) -> float:
+        """The temperature samples are drawn with: the configured one, or the checkpoint's calibrated one."""
+        configured = self.config.sampling_temperature
+        return configured if configured >= 0 else self.inference.default_temperature
+
     def _hypotheses(self, scores: ActionScores) -> list[Hypothesis]:
         return [self.inference.action_hypothesis(i, s)
                 for s, i in zip(scores.scores[0].tolist(), scores.indices[0].tolist())]
@@ -366,7 +377,7 @@ class StreamingPipeline:
     def _forecast(self, observation, object_names, scores, stamp_ns) -> tuple[MotionForecast, Hypothesis]:
         cfg = self.config
         options = dict(num_samples=cfg.num_samples, horizon_frames=cfg.horizon_frames,
-                       temperature=cfg.sampling_temperature, generator=self._generator(stamp_ns))
+                       temperature=self.sampling_temperature, generator=self._generator(stamp_ns))
         if cfg.mode == "pose_only":
             return self.inference.predict_pose_only(observation, **options), _NO_ACTION
         if cfg.commanded_action:

@@ -53,7 +53,8 @@ PIPELINE_PARAMETERS = (
     ParameterSpec("num_samples", 20, "Predicted samples K (sample 0 is the deterministic one).", 1, 256,
                   runtime=True),
     ParameterSpec("horizon_frames", 96, "Predicted frames per sample.", 1, 1024),
-    ParameterSpec("sampling_temperature", 5.0, "Latent std multiplier for samples 1..K-1.", 0.0, 100.0,
+    ParameterSpec("sampling_temperature", -1.0, "Latent std multiplier for samples 1..K-1; negative = the "
+                  "checkpoint's calibrated temperature (5 without a forecast calibration).", -1.0, 100.0,
                   runtime=True),
     ParameterSpec("top_k", 5, "Action hypotheses per recognition.", 1, 100, runtime=True),
     ParameterSpec("idle_speed_m_s", 0.03, "Recognition reports `idle` first when no hand of the newest clip moves "

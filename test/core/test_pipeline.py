@@ -336,3 +336,19 @@ def test_clip_cache_is_emptied_by_a_reset_and_refilled_from_the_new_frames(model
     for (_, a), (_, b) in zip(second, expected):
         assert_same_result(a, b)
     assert np.abs(first[-1][1].refined_joints - second[-1][1].refined_joints).max() > 1e-3
+
+
+def test_a_calibrated_checkpoint_publishes_trust_and_samples_at_its_calibrated_temperature(model):
+    from ghtt_core.forecast_calibration import ForecastCalibration
+
+    calibrated = dataclasses.replace(model, calibration=ForecastCalibration([1.0], residual_low=1e3,
+                                                                            residual_high=2e3, temperature=2.5))
+    frames = stream(2 * CLIP)
+    (_, auto), = push_all(StreamingPipeline(calibrated, small_config(clip_stride=32)), frames)[-1:]
+    assert auto.prediction.sampling_temperature == 2.5
+    np.testing.assert_array_equal(auto.prediction.trust, [1.0, 1.0])
+    (_, fixed), = push_all(StreamingPipeline(calibrated, small_config(clip_stride=32, sampling_temperature=2.5)),
+                           frames)[-1:]
+    np.testing.assert_array_equal(fixed.prediction.positions, auto.prediction.positions)
+    (_, plain), = push_all(StreamingPipeline(model, small_config(clip_stride=32)), frames)[-1:]
+    assert plain.prediction.sampling_temperature == 5.0 and plain.prediction.trust is None
