@@ -6,11 +6,18 @@
 
 import argparse
 import sys
+import time
 
 import yaml
 
 from ghtt_ros.graph.spec import GraphError, load_graph
 from ghtt_ros.stop_signal import StopSignal
+
+# Model loading on a busy 2-core machine takes a while; a node not active by then is reported, the graph keeps running.
+STARTUP_TIMEOUT_S = 180.0
+# Ctrl-C / SIGTERM end the graph within 2 s even while a worker is busy (children still running then are killed).
+STOP_BUDGET_S = 1.5
+DUPLICATE_CHECK_PERIOD_S = 2.0
 
 
 def parse_assignments(assignments):
@@ -52,15 +59,42 @@ def main(argv=None):
 
         runner = GraphRunner(args.graph, overrides=overrides, namespace=args.namespace, mode=args.mode)
     except GraphError as error:
-        print(f"ghtt-ros: {error}", file=sys.stderr)
+        print(f"ghtt-ros: error: {error}", file=sys.stderr)
         return 2
     stop = StopSignal()
-    with runner:
-        print(f"ghtt-ros: running {len(runner.launches)} nodes ({args.mode}); Ctrl-C stops", flush=True)
-        while not stop.wait(0.2):
-            if any(process.poll() is not None for process in runner.processes.values()):
-                print("ghtt-ros: a node process exited; stopping the graph", file=sys.stderr)
-                return 1
+    try:
+        runner.start()
+        return _run_until_stopped(runner, args.mode, stop)
+    finally:
+        runner.stop(STOP_BUDGET_S)
+
+
+def _run_until_stopped(runner, mode, stop):
+    """0 on Ctrl-C / SIGTERM; 1 when a node fails to start or dies for good (the reason is printed)."""
+    print(f"ghtt-ros: starting {len(runner.launches)} nodes ({mode})", flush=True)
+    failures, pending = runner.wait_for_startup(STARTUP_TIMEOUT_S, cancelled=lambda: stop.received)
+    for name, reason in failures.items():
+        print(f"ghtt-ros: error: node {name} failed to start: {reason}; fix its parameters (graph file, parameter "
+              "file or --set) and run again", file=sys.stderr)
+    if failures:
+        return 1
+    if pending and not stop.received:
+        print(f"ghtt-ros: warning: not active after {STARTUP_TIMEOUT_S:.0f} s: {', '.join(pending)}", file=sys.stderr)
+    print(f"ghtt-ros: running {len(runner.launches)} nodes ({mode}); Ctrl-C stops", flush=True)
+    next_duplicate_check, duplicates_reported = 0.0, False
+    while not stop.wait(0.2):
+        failed = runner.failed_nodes()
+        if failed:
+            print(f"ghtt-ros: error: {'; '.join(failed.values())}; stopping the graph", file=sys.stderr)
+            return 1
+        if not duplicates_reported and time.monotonic() >= next_duplicate_check:
+            duplicates = runner.duplicate_names()
+            if duplicates:
+                print(f"ghtt-ros: warning: other nodes named {', '.join(duplicates)} are running (the same graph "
+                      "started twice in one namespace?): their outputs are doubled and their diagnostics mixed; "
+                      "stop one or give it --namespace", file=sys.stderr, flush=True)
+                duplicates_reported = True
+            next_duplicate_check = time.monotonic() + DUPLICATE_CHECK_PERIOD_S
     return 0
 
 
