@@ -23,7 +23,9 @@ from ghtt_ros.bag.evaluation import (EVAL_NAMESPACE, OUTPUT_NAMES, EvaluationBag
 from ghtt_ros.convert import stamp_to_ns
 from ghtt.msg import ActionRecognition
 
-MAX_FRAMES_AHEAD = 32  # poses published but not yet processed by the live pipeline, at most
+# Poses published but not yet processed by the live pipeline, at most: fewer than one clip, so that the pipeline node
+# never skips a result for being stale (its overload policy) and the live run gives every result the offline one does.
+MAX_FRAMES_AHEAD = 15
 
 
 def pipeline_node_parameters(config: PipelineConfig, checkpoint, device):

@@ -21,6 +21,8 @@ from rclpy.qos_overriding_options import InvalidQosOverridesError
 from rcl_interfaces.msg import SetParametersResult
 
 from ghtt_ros.nodes.diagnostics import ProcessingStats, diagnostic_array, node_status
+from ghtt_ros.nodes.input_health import StampMonitor
+from ghtt_ros.nodes.log_throttle import DEFAULT_PERIOD_S, ThrottledLog
 from ghtt_ros.nodes.parameters import ParameterSpec, declare_all, read_all
 from ghtt_ros.stop_signal import StopSignal
 
@@ -69,10 +71,13 @@ class GhttNode(LifecycleNode):
         self.params = {}
         self.device = "cpu" if self.USES_TORCH else "none"
         self.stats = ProcessingStats()
+        self.log = ThrottledLog()
+        self.input_stamps = StampMonitor()  # the main input's stamps (subclasses set its nominal period)
         self.worker = None  # the FrameWorker of nodes that process inputs on their own thread
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Steady clock: diagnostics keep coming while a sim-time /clock is paused or not yet published.
-        self.create_timer(self.get_parameter("diagnostics_period_s").value, self.publish_diagnostics,
+        self.create_timer(self.get_parameter("diagnostics_period_s").value, self.guarded(self.publish_diagnostics,
+                                                                                          "diagnostics"),
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(self._check_parameter_change)
 
@@ -122,6 +127,22 @@ class GhttNode(LifecycleNode):
         self.cleanup()
         self.state_label = "unconfigured"
         return super().on_cleanup(state)
+
+    def begin_shutdown(self):
+        """Tell the worker to end after the input in hand, so that several nodes stopping together wait for their
+        busiest worker once, not for each in turn."""
+        worker = self.worker
+        if worker is not None:
+            worker.request_stop()
+
+    def stop_worker(self):
+        """Stop the worker thread; True when it ended (False: still busy after a second, so the model it uses must
+        not be freed under it; the daemon thread ends with the process)."""
+        worker, self.worker = self.worker, None
+        if worker is None or worker.stop():
+            return True
+        self.get_logger().warning("the worker is still busy with an input after 1 s; leaving it to finish")
+        return False
 
     def on_shutdown(self, state):
         if self.state_label == "active":
@@ -180,8 +201,39 @@ class GhttNode(LifecycleNode):
     def now_ns(self):
         return self.get_clock().now().nanoseconds
 
+    def guarded(self, callback, what):
+        """callback wrapped so that an exception in it is counted (processing_error) and logged (throttled) instead
+        of ending the executor, which would silence every node of the process."""
+        def run(*args):
+            try:
+                callback(*args)
+            except Exception as error:  # any bug or bad input: this message is lost, the node and its peers go on
+                self.stats.on_dropped("processing_error")
+                self.log_throttled(f"error_{what}", f"{what} failed: {error!r}", "error")
+        return run
+
+    def subscribe(self, msg_type, topic, callback, qos, **options):
+        """create_subscription with the callback guarded (see guarded)."""
+        return self.create_subscription(msg_type, topic, self.guarded(callback, f"{topic} callback"), qos, **options)
+
+    def on_input(self, stamp_ns, check_stamps=True):
+        """An input arrived: counted for the input rate; with check_stamps, its stamp is checked against earlier
+        ones (messages lost before arrival) and against the node's clock (logged once when they start to disagree).
+        Returns the drop reason for a stamp that cannot be used (zero_stamp, negative_stamp), else None."""
+        self.stats.on_input(time.monotonic())
+        if stamp_ns == 0 or stamp_ns < 0:
+            return "zero_stamp" if stamp_ns == 0 else "negative_stamp"
+        if check_stamps:
+            problem = self.input_stamps.observe(stamp_ns, self.now_ns(), self.get_parameter("use_sim_time").value)
+            if problem:
+                self.get_logger().warning(problem)
+        return None
+
     def record_published(self, source_stamp_ns, started_monotonic):
-        self.stats.on_published((self.now_ns() - source_stamp_ns) / 1e9, time.monotonic() - started_monotonic)
+        """An output went out: its latency counts only while stamps and the node's clock agree (else it would be
+        the clock offset, e.g. 1.8e12 ms under sim time without /clock)."""
+        latency_s = (self.now_ns() - source_stamp_ns) / 1e9 if self.input_stamps.clock_agrees else None
+        self.stats.on_published(latency_s, time.monotonic() - started_monotonic)
 
     def hand_to_worker(self, item):
         """Queue an input for the processing thread; an older input it pushes out is counted as skipped.
@@ -193,22 +245,39 @@ class GhttNode(LifecycleNode):
         return False
 
     def on_worker_error(self, stamp_ns, error):
-        """A processing exception on the worker thread: counted and logged; the worker serves the next input."""
+        """A processing exception on the worker thread: counted and logged (throttled); the worker serves the next
+        input."""
         self.stats.on_dropped("processing_error")
-        self.get_logger().error(f"processing the input stamped {stamp_ns} ns failed: {error!r}")
+        self.log_throttled("processing_error", f"processing the input stamped {stamp_ns} ns failed: {error!r}",
+                           "error")
 
     def drop(self, reason, detail):
         """Count a rejected input and log why (throttled: a broken publisher must not flood the log)."""
         self.stats.on_dropped(reason)
-        self.get_logger().warning(f"dropped input ({reason}): {detail}", throttle_duration_sec=2.0)
+        self.log_throttled(f"dropped_{reason}", f"dropped input ({reason}): {detail}")
+
+    def note_event(self, reason, detail, period_s=DEFAULT_PERIOD_S):
+        """Count an accepted but noteworthy input (event_<reason>) and log it at most once per period_s."""
+        self.stats.on_event(reason)
+        self.log_throttled(f"event_{reason}", detail, period_s=period_s)
+
+    def log_throttled(self, reason, message, level="warning", period_s=DEFAULT_PERIOD_S):
+        """Log at most one line per reason and period_s; held-back lines are counted (diagnostics log_lines_*)."""
+        line = self.log.line(reason, message, period_s)
+        if line is not None:
+            getattr(self.get_logger(), level)(line)
 
     def diagnostic_values(self):
         """Node-specific {key: value} pairs added to the diagnostics."""
         return {}
 
     def diagnostic_status(self):
+        stamps = self.input_stamps
+        health = {"frames_lost_before_arrival": stamps.lost, "clock_mismatched_inputs": stamps.skewed,
+                  "log_lines_written": self.log.lines_written, "log_lines_held_back": self.log.lines_held_back}
         return node_status(self.get_fully_qualified_name(), self.device, self.state_label, self.error,
-                           self.stats.snapshot(time.monotonic()), self.diagnostic_values())
+                           self.stats.snapshot(time.monotonic()), {**health, **self.diagnostic_values()},
+                           warning=stamps.clock_problem)
 
     def publish_diagnostics(self):
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), [self.diagnostic_status()]))

@@ -72,7 +72,8 @@ class HandEstimatorNode(GhttNode):
         self.stream = None  # the ImageStreamEstimator while active
         self._inputs = []
         self._output = None
-        self._camera_info = None
+        self._camera_info = None  # the latest valid CameraInfo (None: default field of view)
+        self._camera_info_problem = ""  # why the latest CameraInfo was not usable ("" when it was)
         self._depth = None
         self.camera_infos_received = 0  # CameraInfo messages received while active (the bag evaluation paces on it)
 
@@ -84,18 +85,18 @@ class HandEstimatorNode(GhttNode):
 
     def activate(self):
         self.stream = ImageStreamEstimator.from_parameters(self.params, self.device)
-        self._camera_info, self._depth = None, None
+        self._camera_info, self._camera_info_problem, self._depth = None, "", None
         self.worker = FrameWorker(self._process_image, 1,
                                   lambda msg, error: self.on_worker_error(stamp_to_ns(msg.header.stamp), error),
                                   name=f"{self.get_name()}-estimator")
         overrides = QoSOverridingOptions.with_default_policies()
         self._inputs = [
-            self.create_subscription(Image, "image", self._on_image, IMAGE_QOS, qos_overriding_options=overrides),
-            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data,
-                                     qos_overriding_options=overrides),
+            self.subscribe(Image, "image", self._on_image, IMAGE_QOS, qos_overriding_options=overrides),
+            self.subscribe(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data,
+                           qos_overriding_options=overrides),
         ]
         if self.params["use_depth"]:
-            self._inputs.append(self.create_subscription(Image, "depth", self._on_depth, IMAGE_QOS))
+            self._inputs.append(self.subscribe(Image, "depth", self._on_depth, IMAGE_QOS))
 
     @property
     def estimator(self):
@@ -106,10 +107,7 @@ class HandEstimatorNode(GhttNode):
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
-        if self.stream is not None:
+        if self.stop_worker() and self.stream is not None:
             self.stream.close()
         self.stream = None
 
@@ -121,14 +119,32 @@ class HandEstimatorNode(GhttNode):
     # ---- input -------------------------------------------------------------------------------------------------
 
     def _on_camera_info(self, msg):
-        self._camera_info = msg
+        """A calibration is checked where it enters: an unusable one is counted (camera_info_invalid), logged when the
+        camera starts sending such, and the default field of view is used until a valid one arrives."""
         self.camera_infos_received += 1
+        try:
+            camera_info_to_intrinsics(msg)
+        except ValueError as error:
+            self.stats.on_event("camera_info_invalid")
+            if not self._camera_info_problem:
+                self.get_logger().warning(f"{error}: using the default field of view "
+                                          f"({self.params['default_horizontal_fov_deg']} deg) until a valid one "
+                                          "arrives")
+            self._camera_info, self._camera_info_problem = None, str(error)
+            return
+        if self._camera_info_problem:
+            self.get_logger().info("a valid CameraInfo arrived: using its calibration again")
+        self._camera_info, self._camera_info_problem = msg, ""
 
     def _on_depth(self, msg):
         self._depth = msg
 
     def _on_image(self, msg):
-        self.stats.on_input(time.monotonic())
+        unusable = self.on_input(stamp_to_ns(msg.header.stamp))
+        if unusable:
+            self.drop(unusable, f"image stamped {msg.header.stamp.sec} s {msg.header.stamp.nanosec} ns (camera "
+                                "driver does not stamp its images?)")
+            return
         self.hand_to_worker(msg)
 
     # ---- processing (worker thread) ----------------------------------------------------------------------------
@@ -142,9 +158,10 @@ class HandEstimatorNode(GhttNode):
         depth = self._depth if self.params["use_depth"] else None
         estimate = estimate_image(stream, msg, camera_info, depth)
         for reason, detail in estimate.events:
-            self.stats.on_event(reason)
             if reason in _LOGGED_EVENTS:
-                self.get_logger().warning(detail, throttle_duration_sec=_LOGGED_EVENTS[reason])
+                self.note_event(reason, detail, period_s=_LOGGED_EVENTS[reason])
+            else:
+                self.stats.on_event(reason)
         for reason, detail in estimate.dropped:
             self.drop(reason, detail)
         if estimate.hands is None:
@@ -154,7 +171,7 @@ class HandEstimatorNode(GhttNode):
 
 
 # Events worth a (throttled) log line, with the throttle period in seconds.
-_LOGGED_EVENTS = {"stamp_backwards": 2.0, "camera_info_invalid": 10.0}
+_LOGGED_EVENTS = {"stamp_backwards": 2.0, "depth_invalid": 10.0}
 
 
 def main(args=None):

@@ -26,6 +26,7 @@ from ghtt_ros.convert import (
 )
 from ghtt_ros.nodes.frame_worker import FrameWorker
 from ghtt_ros.nodes.base import GhttNode, run_node
+from ghtt_ros.nodes.input_health import StampMonitor
 from ghtt_ros.nodes.parameters import ParameterSpec
 from ghtt.msg import ActionRecognition, MotionPrediction, TwoHandPose, TwoHandPoseArray
 
@@ -101,23 +102,21 @@ class PipelineNode(GhttNode):
         self.pipeline = StreamingPipeline.from_checkpoint(self.checkpoint, self.device, self.pipeline_config)
         self.get_logger().info(f"loaded {self.checkpoint} ({self.pipeline.model_id}), mode {self.pipeline_config.mode}")
         self._last_stamp_ns = None
+        self.input_stamps = StampMonitor(self.params["frame_period_s"])
         self.worker = FrameWorker(self._process_frame, self.params["pose_queue_size"],
                                   lambda frame, error: self.on_worker_error(frame.stamp_ns, error),
                                   name=f"{self.get_name()}-model")
         overrides = QoSOverridingOptions.with_default_policies()
         self._inputs = [
-            self.create_subscription(TwoHandPose, "hands", self._on_hands, POSE_INPUT_QOS,
-                                     qos_overriding_options=overrides),
-            self.create_subscription(String, "object_label", self._on_object_label, OUTPUT_QOS),
+            self.subscribe(TwoHandPose, "hands", self._on_hands, POSE_INPUT_QOS, qos_overriding_options=overrides),
+            self.subscribe(String, "object_label", self._on_object_label, OUTPUT_QOS),
         ]
 
     def deactivate(self):
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
+        self.stop_worker()
         self.pipeline = None
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
@@ -138,10 +137,11 @@ class PipelineNode(GhttNode):
         self._topic_object_label = msg.data
 
     def _on_hands(self, msg):
-        self.stats.on_input(time.monotonic())
         stamp_ns = stamp_to_ns(msg.header.stamp)
-        if stamp_ns == 0:
-            self.drop("zero_stamp", "TwoHandPose with stamp 0 (publisher does not copy the image stamp?)")
+        unusable = self.on_input(stamp_ns)
+        if unusable:
+            self.drop(unusable, f"TwoHandPose stamped {msg.header.stamp.sec} s {msg.header.stamp.nanosec} ns "
+                                "(publisher does not copy the image stamp?)")
             return
         try:
             hands = two_hand_pose_from_msg(msg)
@@ -150,9 +150,8 @@ class PipelineNode(GhttNode):
             return
         if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
             # A replay restarted or the clock jumped: the pipeline resets its history on this frame.
-            self.stats.on_event("stamp_backwards")
-            self.get_logger().warning(f"pose stamp went backwards by {(self._last_stamp_ns - stamp_ns) / 1e9:.3f} s:"
-                                      " history reset", throttle_duration_sec=2.0)
+            self.note_event("stamp_backwards", f"pose stamp went backwards by "
+                                               f"{(self._last_stamp_ns - stamp_ns) / 1e9:.3f} s: history reset")
         self._last_stamp_ns = stamp_ns
         frame = FrameInput(stamp_ns=stamp_ns, joints=hands.joints, presence=hands.presence,
                            confidence=hands.confidence, frame_id=hands.frame_id,
@@ -168,10 +167,13 @@ class PipelineNode(GhttNode):
 
     def _process_frame(self, frame):
         started = time.monotonic()
-        pipeline = self.pipeline
+        pipeline, worker = self.pipeline, self.worker
         if pipeline is None:
             return
-        result = pipeline.push(frame)
+        # Overload policy: every pose enters the history (no gaps, no resets), but a result whose successor's poses
+        # are all waiting already would be stale when published: skip it, so the newest result comes sooner.
+        behind = worker.pending if worker is not None else 0
+        result = pipeline.push(frame, skip_result=behind >= self.params["clip_stride"])
         if result is None:
             return
         try:
@@ -206,8 +208,9 @@ class PipelineNode(GhttNode):
         worker = self.worker
         return {"history_resets": stats.resets, "filled_missing_frames": stats.dropped_frames,
                 "duplicate_stamps": stats.duplicate_frames, "invalid_hands": stats.invalid_hands,
-                "results": stats.results, "queued_poses": worker.pending if worker is not None else 0,
-                "model_id": pipeline.model_id}
+                "implausible_hands": stats.implausible_hands, "results": stats.results,
+                "results_skipped": stats.results_skipped,
+                "queued_poses": worker.pending if worker is not None else 0, "model_id": pipeline.model_id}
 
 
 def main(args=None):

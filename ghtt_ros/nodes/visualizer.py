@@ -45,7 +45,7 @@ class VisualizerNode(GhttNode):
 
     def activate(self):
         self._inputs = [
-            self.create_subscription(msg_type, topic, lambda msg, draw=draw: self._on_message(msg, draw), QOS)
+            self.subscribe(msg_type, topic, lambda msg, draw=draw: self._on_message(msg, draw), QOS)
             for topic, msg_type, draw in (
                 ("hands", TwoHandPose, self._draw_hands),
                 ("refined_hands", TwoHandPoseArray, self._draw_refined),
@@ -66,7 +66,11 @@ class VisualizerNode(GhttNode):
 
     def _on_message(self, msg, draw):
         started = time.monotonic()
-        self.stats.on_input(started)
+        # Only live poses are checked against the clock: refined clips and predictions carry older stamps by design.
+        unusable = self.on_input(stamp_to_ns(msg.header.stamp), check_stamps=draw == self._draw_hands)
+        if unusable:
+            self.drop(unusable, f"{type(msg).__name__} stamped {msg.header.stamp.sec} s")
+            return
         if self._output.get_subscription_count() == 0:
             self.stats.on_event("no_marker_subscriber")
             return
