@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import rclpy
@@ -105,10 +106,15 @@ class GraphRunner:
             node.start()
 
     def _spin(self):
-        try:
-            self._executor.spin()
-        except ExternalShutdownException:
-            return
+        executor, context = self._executor, self._context
+        while context.ok() and not self._stopping.is_set():
+            try:
+                executor.spin()
+            except ExternalShutdownException:
+                return
+            except Exception:  # outside the nodes' guarded callbacks: report, and keep every node of the graph served
+                print(f"ghtt-ros: the executor caught an exception; it keeps running:\n{traceback.format_exc()}",
+                      file=sys.stderr, flush=True)
 
     # ---- processes ---------------------------------------------------------------------------------------------
 

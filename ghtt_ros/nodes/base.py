@@ -262,14 +262,24 @@ class GhttNode(LifecycleNode):
         self.log_throttled(f"event_{reason}", detail, period_s=period_s)
 
     def log_throttled(self, reason, message, level="warning", period_s=DEFAULT_PERIOD_S):
-        """Log at most one line per reason and period_s; held-back lines are counted (diagnostics log_lines_*)."""
+        """Log (level "warning" or "error") at most one line per reason and period_s; held-back lines are counted
+        (diagnostics log_lines_*)."""
         line = self.log.line(reason, message, period_s)
-        if line is not None:
-            getattr(self.get_logger(), level)(line)
+        if line is None:
+            return
+        # One call site per severity: rclpy refuses a call site whose severity changes between calls.
+        if level == "error":
+            self.get_logger().error(line)
+        else:
+            self.get_logger().warning(line)
 
     def diagnostic_values(self):
         """Node-specific {key: value} pairs added to the diagnostics."""
         return {}
+
+    def diagnostic_warning(self):
+        """Why the node works but not as it should ("" when fine): shown as a WARN diagnostic."""
+        return self.input_stamps.clock_problem
 
     def diagnostic_status(self):
         stamps = self.input_stamps
@@ -277,7 +287,7 @@ class GhttNode(LifecycleNode):
                   "log_lines_written": self.log.lines_written, "log_lines_held_back": self.log.lines_held_back}
         return node_status(self.get_fully_qualified_name(), self.device, self.state_label, self.error,
                            self.stats.snapshot(time.monotonic()), {**health, **self.diagnostic_values()},
-                           warning=stamps.clock_problem)
+                           warning=self.diagnostic_warning())
 
     def publish_diagnostics(self):
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), [self.diagnostic_status()]))

@@ -94,10 +94,10 @@ def node_status(name, hardware_id, state, error, snapshot, extra=None, warning="
         level, message = DiagnosticStatus.ERROR, error
     elif state != "active":
         level, message = DiagnosticStatus.WARN, f"node is {state}"
+    elif warning:  # the specific reason first: it often explains missing input too
+        level, message = DiagnosticStatus.WARN, warning
     elif snapshot["seconds_since_input"] is None or snapshot["seconds_since_input"] > STALE_INPUT_S:
         level, message = DiagnosticStatus.WARN, "no input received recently (publisher running? QoS compatible?)"
-    elif warning:
-        level, message = DiagnosticStatus.WARN, warning
     else:
         level, message = DiagnosticStatus.OK, f"{snapshot['input_rate_hz']:.1f} Hz in"
     return DiagnosticStatus(

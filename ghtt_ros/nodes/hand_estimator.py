@@ -19,6 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from ghtt_core.estimator.stream import BACKENDS, FrameEstimate, ImageStreamEstimator
 from ghtt_ros.convert import TwoHandArrays, stamp_to_ns, two_hand_pose_to_msg
 from ghtt_ros.nodes.frame_worker import FrameWorker
+from ghtt_ros.nodes.image_transport import missing_images_advice
 from ghtt_ros.images import camera_info_to_intrinsics, depth_to_metres, image_to_rgb
 from ghtt_ros.nodes.base import GhttNode, run_node
 from ghtt_ros.nodes.parameters import ParameterSpec
@@ -43,6 +44,8 @@ ESTIMATOR_PARAMETERS = (
     ParameterSpec("depth_max_skew_s", 0.02, "A depth image is used for a colour image when their stamps differ by at "
                   "most this.", 0.0, 1.0),
 )
+# CameraInfo messages keep coming but no image for this long: the images are probably lost in transport (too large).
+MISSING_IMAGES_S = 3.0
 
 
 def estimate_image(stream: ImageStreamEstimator, image_msg, camera_info=None, depth_msg=None) -> FrameEstimate:
@@ -76,6 +79,8 @@ class HandEstimatorNode(GhttNode):
         self._camera_info_problem = ""  # why the latest CameraInfo was not usable ("" when it was)
         self._depth = None
         self.camera_infos_received = 0  # CameraInfo messages received while active (the bag evaluation paces on it)
+        self._info_without_image_s = None  # monotonic time of the first CameraInfo since the last image
+        self.transport_problem = ""  # why images do not arrive while their CameraInfo does ("" when they do)
 
     def configure(self, params):
         if params["backend"] == "resnet" and not params["estimator_checkpoint"]:
@@ -86,6 +91,7 @@ class HandEstimatorNode(GhttNode):
     def activate(self):
         self.stream = ImageStreamEstimator.from_parameters(self.params, self.device)
         self._camera_info, self._camera_info_problem, self._depth = None, "", None
+        self._info_without_image_s, self.transport_problem = None, ""
         self.worker = FrameWorker(self._process_image, 1,
                                   lambda msg, error: self.on_worker_error(stamp_to_ns(msg.header.stamp), error),
                                   name=f"{self.get_name()}-estimator")
@@ -122,6 +128,7 @@ class HandEstimatorNode(GhttNode):
         """A calibration is checked where it enters: an unusable one is counted (camera_info_invalid), logged when the
         camera starts sending such, and the default field of view is used until a valid one arrives."""
         self.camera_infos_received += 1
+        self._check_images_arrive(msg)
         try:
             camera_info_to_intrinsics(msg)
         except ValueError as error:
@@ -136,16 +143,30 @@ class HandEstimatorNode(GhttNode):
             self.get_logger().info("a valid CameraInfo arrived: using its calibration again")
         self._camera_info, self._camera_info_problem = msg, ""
 
+    def _check_images_arrive(self, camera_info):
+        now = time.monotonic()
+        if self._info_without_image_s is None:
+            self._info_without_image_s = now
+        silent_s = now - self._info_without_image_s
+        if silent_s > MISSING_IMAGES_S and not self.transport_problem and camera_info.width and camera_info.height:
+            self.transport_problem = missing_images_advice(camera_info.width, camera_info.height, silent_s)
+            self.stats.on_event("images_missing")
+            self.get_logger().warning(self.transport_problem)
+
     def _on_depth(self, msg):
         self._depth = msg
 
     def _on_image(self, msg):
+        self._info_without_image_s, self.transport_problem = None, ""
         unusable = self.on_input(stamp_to_ns(msg.header.stamp))
         if unusable:
             self.drop(unusable, f"image stamped {msg.header.stamp.sec} s {msg.header.stamp.nanosec} ns (camera "
                                 "driver does not stamp its images?)")
             return
         self.hand_to_worker(msg)
+
+    def diagnostic_warning(self):
+        return self.transport_problem or super().diagnostic_warning()
 
     # ---- processing (worker thread) ----------------------------------------------------------------------------
 
