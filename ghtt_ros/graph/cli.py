@@ -11,6 +11,7 @@ import time
 import yaml
 
 from ghtt_ros.graph.spec import GraphError, load_graph
+from ghtt_ros.nodes.frame_worker import exit_process
 from ghtt_ros.stop_signal import StopSignal
 
 # Model loading on a busy 2-core machine takes a while; a node not active by then is reported, the graph keeps running.
@@ -64,9 +65,10 @@ def main(argv=None):
     stop = StopSignal()
     try:
         runner.start()
-        return _run_until_stopped(runner, args.mode, stop)
+        status = _run_until_stopped(runner, args.mode, stop)
     finally:
         runner.stop(STOP_BUDGET_S)
+    return exit_process(status)
 
 
 def _run_until_stopped(runner, mode, stop):

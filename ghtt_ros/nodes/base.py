@@ -21,6 +21,7 @@ from rclpy.qos_overriding_options import InvalidQosOverridesError
 from rcl_interfaces.msg import SetParametersResult
 
 from ghtt_ros.nodes.diagnostics import ProcessingStats, diagnostic_array, node_status
+from ghtt_ros.nodes.frame_worker import exit_process
 from ghtt_ros.nodes.input_health import StampMonitor
 from ghtt_ros.nodes.log_throttle import DEFAULT_PERIOD_S, ThrottledLog
 from ghtt_ros.nodes.parameters import ParameterSpec, declare_all, read_all
@@ -305,10 +306,15 @@ def run_node(node_class, args=None):
     try:
         node.start()
         while not stop.received and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except Exception:  # outside the node's guarded callbacks: report, and keep the node serving
+                node.get_logger().error(f"the executor caught an exception; it keeps running:\n"
+                                        f"{traceback.format_exc()}")
     finally:
         if node.state_label != "finalized":
             node.trigger_shutdown()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+    exit_process(0)
