@@ -13,8 +13,9 @@ including simulated estimator glitches):
   size^2 (0.67 for the template palm) >= MIN_PALM_SPREAD;
 - no bone longer than MAX_BONE_M;
 - the wrist did not move faster than MAX_WRIST_SPEED_M_S since the hand's last accepted position (within
-  MAX_JUMP_MEMORY_S), unless it agrees with the previous frame's position: one outlier frame costs that frame, a hand
-  that really moved (or a tracker that re-acquired it elsewhere) is accepted from its second frame on.
+  MAX_JUMP_MEMORY_S; stamps closer than a 30 Hz frame count as one frame apart), unless it agrees with the previous
+  frame's position: one outlier frame costs that frame, a hand that really moved (or a tracker that re-acquired it
+  elsewhere) is accepted from its second frame on.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ MIN_PALM_SPREAD = 0.05
 MAX_BONE_M = 0.3
 MAX_WRIST_SPEED_M_S = 25.0
 MAX_JUMP_MEMORY_S = 0.5
+# Stamps closer than one 30 Hz frame are timed as one frame apart: a tracker that stamps on delivery (bursts after a
+# stall) must not turn ordinary motion into an impossible speed.
+MIN_JUMP_INTERVAL_S = 1.0 / 30.0
 # Bones checked: the kinematic links without the unused thumb-CMC slot, plus wrist -> thumb MCP in its place.
 _BONES = np.array([(PARENTS[j], j) for j in range(len(PARENTS))
                    if PARENTS[j] >= 0 and UNUSED_JOINT not in (PARENTS[j], j)] + [(0, 2)])
@@ -80,4 +84,4 @@ class PlausibilityFilter:
         elapsed_s = (stamp_ns - reference[0]) / 1e9
         if not 0 < elapsed_s <= MAX_JUMP_MEMORY_S:
             return False
-        return float(np.linalg.norm(wrist - reference[1])) > MAX_WRIST_SPEED_M_S * elapsed_s
+        return float(np.linalg.norm(wrist - reference[1])) > MAX_WRIST_SPEED_M_S * max(elapsed_s, MIN_JUMP_INTERVAL_S)

@@ -53,6 +53,15 @@ def test_a_one_frame_jump_is_masked_and_a_real_move_costs_one_frame():
     assert all(k[0] for k in kept)
 
 
+def test_poses_stamped_on_delivery_after_a_stall_are_not_jumps():
+    """A tracker that stamps on delivery sends a stalled backlog 1 ms apart: 3 cm per frame is then 30 m/s on paper."""
+    hands = _hands(10)
+    hands[:, :] += np.arange(10)[:, None, None, None] * np.array([0.03, 0.0, 0.0])
+    checker = PlausibilityFilter()
+    kept = [checker.check(START_NS + i * 1_000_000, hands[i], BOTH).all() for i in range(10)]
+    assert all(kept)
+
+
 @pytest.mark.parametrize("kind", ["all_equal", "all_zero", "collapsed_palm", "giant", "jump"])
 def test_one_degenerate_frame_in_a_30_hz_stream_loses_no_result(kind):
     model = tiny_model()
