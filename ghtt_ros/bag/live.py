@@ -23,9 +23,9 @@ from ghtt_ros.bag.evaluation import (EVAL_NAMESPACE, OUTPUT_NAMES, EvaluationBag
 from ghtt_ros.convert import stamp_to_ns
 from ghtt.msg import ActionRecognition
 
-# Poses published but not yet processed by the live pipeline, at most: fewer than one clip, so that the pipeline node
-# never skips a result for being stale (its overload policy) and the live run gives every result the offline one does.
-MAX_FRAMES_AHEAD = 15
+# Poses published but not yet processed by the live pipeline, at most. Fewer than two clips behind a result, so the
+# pipeline node's overload policy (skip a result when two clips of poses wait behind it) never applies.
+MAX_FRAMES_AHEAD = 32
 
 
 def pipeline_node_parameters(config: PipelineConfig, checkpoint, device):

@@ -170,10 +170,11 @@ class PipelineNode(GhttNode):
         pipeline, worker = self.pipeline, self.worker
         if pipeline is None:
             return
-        # Overload policy: every pose enters the history (no gaps, no resets), but a result whose successor's poses
-        # are all waiting already would be stale when published: skip it, so the newest result comes sooner.
+        # Overload policy: every pose enters the history (no gaps, no resets); but when the poses of the next two
+        # results are already waiting, the model is more than a clip behind and this result would be stale when
+        # published: skip it, so the newest result comes sooner and the backlog shrinks.
         behind = worker.pending if worker is not None else 0
-        result = pipeline.push(frame, skip_result=behind >= self.params["clip_stride"])
+        result = pipeline.push(frame, skip_result=behind >= 2 * self.params["clip_stride"])
         if result is None:
             return
         try:
