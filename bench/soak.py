@@ -175,9 +175,10 @@ def main(argv=None):
         time.sleep(5.0)  # the last results and diagnostics
         times, values = np.array(samples).T
         slope = np.polyfit((times - times[0]) / 60.0, values, 1)[0] if len(samples) > 2 else float("nan")
+        growth = 100 * (values[-1] - values[0]) / values[0]
+        peak = 100 * (values.max() - values[0]) / values[0]
         print(f"RSS after warm-up {values[0]:.0f} MB, end {values[-1]:.0f} MB, max {values.max():.0f} MB: growth "
-              f"{100 * (values[-1] - values[0]) / values[0]:+.2f} % (max {100 * (values.max() - values[0]) / values[0]:+.2f} %), "
-              f"trend {slope:+.2f} MB/min over {len(samples)} samples")
+              f"{growth:+.2f} % (max {peak:+.2f} %), trend {slope:+.2f} MB/min over {len(samples)} samples")
         with outputs.lock:
             counts, diagnostics = dict(outputs.counts), dict(outputs.diagnostics)
         print(f"results (refined clips): pose {probe.results[POSE_NAMESPACE]} "

@@ -158,7 +158,8 @@ def _non_finite(payload: dict) -> list[str]:
     tensors = {f"{block}.{name}": tensor for block, state in payload["state_dicts"].items()
                for name, tensor in state.items()}
     if payload.get("label_embeddings"):
-        tensors.update({f"label_embeddings.{name}": payload["label_embeddings"][name] for name in ("actions", "objects")})
+        embeddings = payload["label_embeddings"]
+        tensors.update({f"label_embeddings.{name}": embeddings[name] for name in ("actions", "objects")})
     return [name for name, tensor in tensors.items()
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 

@@ -67,8 +67,9 @@ class NodeProcess:
                 self._restart_at = None
                 self.respawns += 1
                 self.start()
+                limit = self.launch.respawn_max_retries
                 self.report(f"node {self.launch.name} restarted (restart {self.respawns}"
-                            f"{'' if self.launch.respawn_max_retries < 0 else f' of {self.launch.respawn_max_retries}'})")
+                            f"{'' if limit < 0 else f' of {limit}'})")
             return True
         if self.running():
             if now - self._segments_noted_at >= _SEGMENT_REFRESH_S:

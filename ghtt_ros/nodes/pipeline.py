@@ -60,8 +60,9 @@ PIPELINE_PARAMETERS = (
     ParameterSpec("object_label", "", "Object used when neither the pose message nor the object_label topic names "
                   "one ('' = unknown-object token)."),
     ParameterSpec("publish_latent", False, "Fill ActionRecognition.latent with the action latent."),
-    ParameterSpec("pose_queue_size", 64, "Poses waiting for the model at most (all kept, in order, up to this); "
-                  "when full the oldest is discarded, counted as skipped and logged.", 1, 4096),
+    ParameterSpec("pose_queue_size", 256, "Poses waiting for the model at most (all kept, in order, up to this); "
+                  "when full the oldest is discarded, counted as skipped and logged. A safety net: stale results are "
+                  "skipped long before (docs/ros.md, overload policy).", 1, 4096),
 )
 _PIPELINE_CONFIG_KEYS = ("clip_stride", "max_clips", "mode", "num_samples", "horizon_frames", "sampling_temperature",
                          "top_k", "frame_period_s", "max_gap_s", "max_fill_frames", "min_confidence",

@@ -119,7 +119,7 @@ class _RecordingLogger:
         return lambda *args, **kwargs: None
 
 
-@pytest.mark.parametrize("queue_size", [None, 8])  # None: the default pose_queue_size (64)
+@pytest.mark.parametrize("queue_size", [None, 64, 8])  # None: the default pose_queue_size (256)
 def test_pipeline_queues_every_pose_while_the_model_is_busy_and_drops_only_beyond_the_bound(
         ros_context, checkpoint, queue_size):
     parameters = dict(checkpoint=str(checkpoint), device="cpu")
@@ -128,7 +128,7 @@ def test_pipeline_queues_every_pose_while_the_model_is_busy_and_drops_only_beyon
     node = _pipeline(ros_context, **parameters)
     assert node.start() is True
     bound = node.params["pose_queue_size"]
-    assert bound == (queue_size or 64)
+    assert bound == (queue_size or 256)
     release, pushed = threading.Event(), []
     push = node.pipeline.push
 
@@ -165,9 +165,9 @@ def test_pipeline_queues_every_pose_while_the_model_is_busy_and_drops_only_beyon
     # Every pose entered the history; of the clips completed while the poses of the next two clips were already
     # waiting behind them (32 or more: the model more than a clip behind) no result was computed: with 64 queued,
     # the clips ending at poses 15 and 31 are skipped (52, 36 poses behind), those ending at 47 and 63 (20, 4 behind)
-    # are published.
+    # are published; with 256, the last two of the 16 clips are published.
     assert stats.results + stats.results_skipped == (bound + 4) // 16
-    assert (stats.results, stats.results_skipped) == {64: (2, 2), 8: (0, 0)}[bound]
+    assert (stats.results, stats.results_skipped) == {256: (2, 14), 64: (2, 2), 8: (0, 0)}[bound]
     assert node.stats.published == stats.results
 
 
