@@ -79,6 +79,7 @@ class GraphRunner:
         self.stop()
 
     def start(self):
+        self._stopping.clear()
         if self.mode == "composed":
             self._start_composed()
         else:

@@ -222,7 +222,7 @@ class GhttNode(LifecycleNode):
         ones (messages lost before arrival) and against the node's clock (logged once when they start to disagree).
         Returns the drop reason for a stamp that cannot be used (zero_stamp, negative_stamp), else None."""
         self.stats.on_input(time.monotonic())
-        if stamp_ns == 0 or stamp_ns < 0:
+        if stamp_ns <= 0:
             return "zero_stamp" if stamp_ns == 0 else "negative_stamp"
         if check_stamps:
             problem = self.input_stamps.observe(stamp_ns, self.now_ns(), self.get_parameter("use_sim_time").value)
