@@ -16,8 +16,10 @@ from ghtt_ros.stop_signal import StopSignal
 
 # Model loading on a busy 2-core machine takes a while; a node not active by then is reported, the graph keeps running.
 STARTUP_TIMEOUT_S = 180.0
-# Ctrl-C / SIGTERM end the graph within 2 s even while a worker is busy (children still running then are killed).
+# Ctrl-C / SIGTERM end the graph within 2 s even while a worker is busy (children still running then are killed);
+# whatever happens (a model still loading), the process is gone STOP_DEADLINE_S after the signal.
 STOP_BUDGET_S = 1.5
+STOP_DEADLINE_S = 1.8
 DUPLICATE_CHECK_PERIOD_S = 2.0
 
 
@@ -62,7 +64,8 @@ def main(argv=None):
     except GraphError as error:
         print(f"ghtt-ros: error: {error}", file=sys.stderr)
         return 2
-    stop = StopSignal()
+    stop = StopSignal(deadline_s=STOP_DEADLINE_S)
+    print(f"ghtt-ros: starting {len(runner.launches)} nodes ({args.mode})", flush=True)
     try:
         runner.start()
         status = _run_until_stopped(runner, args.mode, stop)
@@ -73,7 +76,6 @@ def main(argv=None):
 
 def _run_until_stopped(runner, mode, stop):
     """0 on Ctrl-C / SIGTERM; 1 when a node fails to start or dies for good (the reason is printed)."""
-    print(f"ghtt-ros: starting {len(runner.launches)} nodes ({mode})", flush=True)
     failures, pending = runner.wait_for_startup(STARTUP_TIMEOUT_S, cancelled=lambda: stop.received)
     for name, reason in failures.items():
         print(f"ghtt-ros: error: node {name} failed to start: {reason}; fix its parameters (graph file, parameter "

@@ -208,6 +208,11 @@ class GraphRunner:
         if self._supervisor is not None:
             self._supervisor.join()
             self._supervisor = None
+        for process in self.processes.values():
+            process.interrupt()  # first: the children stop in parallel with everything below
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
         for node in self.nodes.values():
             node.begin_shutdown()
         for name, node in self.nodes.items():
@@ -222,15 +227,10 @@ class GraphRunner:
             self._context.try_shutdown()
             self._spin_thread.join(max(0.1, deadline - time.monotonic()))
             self._context = self._executor = None
-        for process in self.processes.values():
-            process.interrupt()
         exit_codes = {name: process.wait(deadline) for name, process in self.processes.items()}
         for process in self.processes.values():
             process.clean_shared_memory()
         self.processes = {}
-        if self._monitor is not None:
-            self._monitor.close()
-            self._monitor = None
         if self._parameter_dir is not None:
             self._parameter_dir.cleanup()
             self._parameter_dir = None

@@ -296,10 +296,10 @@ class GhttNode(LifecycleNode):
 
 def run_node(node_class, args=None):
     """Entry point of one node process: `python -m ghtt_ros.<node> --ros-args ...` and the bin/ scripts.
-    SIGINT / SIGTERM end it with a lifecycle shutdown (worker stopped, model freed) and exit status 0."""
+    SIGINT / SIGTERM end it with a lifecycle shutdown (worker stopped, model freed) and exit status 0, within 2 s."""
     torch.set_num_threads(1)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = StopSignal()
+    stop = StopSignal(deadline_s=1.8)
     node = node_class()
     executor = SingleThreadedExecutor()
     executor.add_node(node)

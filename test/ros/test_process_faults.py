@@ -216,6 +216,22 @@ def test_the_same_graph_twice_in_one_namespace_is_warned_about(tmp_path):
     assert len(warnings) >= 1 and "/twice/visualizer" in warnings[0] and "--namespace" in warnings[0]
 
 
+def test_a_signal_while_the_models_load_stops_the_run_promptly(checkpoint):
+    run = _cli("run", str(CONFIG / "graph.yaml"), "--namespace", "loading",
+               "--set", "hand_estimator.device=cpu", *_pipeline_settings(checkpoint))
+    try:
+        assert run.stdout.readline().startswith("ghtt-ros: starting 3 nodes")  # composed: loading in this process
+        started = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=30)
+        stopped_s = time.monotonic() - started
+    finally:
+        if run.poll() is None:
+            run.kill()
+    print(f"SIGTERM while the models load -> exit after {stopped_s:.2f} s")
+    assert run.returncode == 0 and stopped_s < STOP_LIMIT_S
+
+
 @pytest.mark.parametrize("mode", ["composed", "process"])
 def test_signals_stop_the_graph_promptly_even_while_a_worker_is_busy(checkpoint, mode):
     """A result of 256 samples x 272 frames takes the tiny model a second or more: SIGTERM arrives meanwhile."""
