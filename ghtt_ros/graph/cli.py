@@ -11,15 +11,14 @@ import time
 import yaml
 
 from ghtt_ros.graph.spec import GraphError, load_graph
-from ghtt_ros.nodes.frame_worker import exit_process
-from ghtt_ros.stop_signal import StopSignal
+from ghtt_ros.stop_signal import StopSignal, exit_process
 
 # Model loading on a busy 2-core machine takes a while; a node not active by then is reported, the graph keeps running.
 STARTUP_TIMEOUT_S = 180.0
 # Ctrl-C / SIGTERM end the graph within 2 s even while a worker is busy (children still running then are killed);
 # whatever happens (a model still loading), the process is gone STOP_DEADLINE_S after the signal.
-STOP_BUDGET_S = 1.5
-STOP_DEADLINE_S = 1.8
+STOP_BUDGET_S = 1.2
+STOP_DEADLINE_S = 1.5
 DUPLICATE_CHECK_PERIOD_S = 2.0
 
 
@@ -71,7 +70,7 @@ def main(argv=None):
         status = _run_until_stopped(runner, args.mode, stop)
     finally:
         runner.stop(STOP_BUDGET_S)
-    return exit_process(status)
+    exit_process(status)
 
 
 def _run_until_stopped(runner, mode, stop):

@@ -21,11 +21,10 @@ from rclpy.qos_overriding_options import InvalidQosOverridesError
 from rcl_interfaces.msg import SetParametersResult
 
 from ghtt_ros.nodes.diagnostics import ProcessingStats, diagnostic_array, node_status
-from ghtt_ros.nodes.frame_worker import exit_process
 from ghtt_ros.nodes.input_health import StampMonitor
 from ghtt_ros.nodes.log_throttle import DEFAULT_PERIOD_S, ThrottledLog
 from ghtt_ros.nodes.parameters import ParameterSpec, declare_all, read_all
-from ghtt_ros.stop_signal import StopSignal
+from ghtt_ros.stop_signal import StopSignal, exit_process
 
 COMMON_PARAMETERS = (
     ParameterSpec("autostart", True, "Configure and activate right after start. False: the node waits for "
@@ -299,7 +298,7 @@ def run_node(node_class, args=None):
     SIGINT / SIGTERM end it with a lifecycle shutdown (worker stopped, model freed) and exit status 0, within 2 s."""
     torch.set_num_threads(1)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = StopSignal(deadline_s=1.8)
+    stop = StopSignal(deadline_s=1.5)
     node = node_class()
     executor = SingleThreadedExecutor()
     executor.add_node(node)

@@ -5,24 +5,8 @@ replaced one is counted as skipped). Larger capacities keep frames in order and 
 pipeline node needs every pose of a clip, but must not fall further and further behind either).
 """
 
-import os
-import sys
 import threading
 from collections import deque
-
-# Workers that were still inside a model call when stopped (daemon threads, abandoned to the process exit).
-_abandoned = []
-
-
-def exit_process(status):
-    """End the process with `status`. With a worker still inside a native model call the interpreter's normal teardown
-    aborts ("terminate called without an active exception", exit -6) as C++ destructors run under that thread, so
-    then the process leaves at once (buffers flushed; the nodes are already shut down)."""
-    if any(worker.is_alive() for worker in _abandoned):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    return status
 
 
 class FrameWorker:
@@ -77,10 +61,7 @@ class FrameWorker:
         thread and ends with the process; the caller must not free what it uses)."""
         self.request_stop()
         self._thread.join(timeout)
-        if self._thread.is_alive():
-            _abandoned.append(self._thread)
-            return False
-        return True
+        return not self._thread.is_alive()
 
     def _run(self):
         while True:
