@@ -273,6 +273,9 @@ def run_live(bag: EvaluationBag, checkpoint, config: PipelineConfig, output_bag,
                                 f"{pipeline_node.stats.published} results, {monitor.counts} arrived")
             wall_s = time.monotonic() - started
             stats = pipeline_node.stats.snapshot(time.monotonic())
+            skipped_results = pipeline_node.pipeline.stats.results_skipped
+            if skipped_results:  # the overload policy must never apply under the pacing above
+                problems.append(f"not lossless: {skipped_results} results skipped by the pipeline node as stale")
             estimator_stats = estimator_node.stats.snapshot(time.monotonic()) if images else None
         finally:
             recorder.close()
