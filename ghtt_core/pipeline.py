@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ghtt_core.checkpoint import KIND_FULL, KIND_POSE, ModelCheckpoint, load_checkpoint
+from ghtt_core.hand_plausibility import PlausibilityFilter
 from ghtt_core.inference import ActionScores, ClipEncodings, EncodedObservation, GHTTInference, MotionForecast
 from ghtt_core.open_set import hand_speed_m_s, open_set_hypotheses
 from ghtt_core.results import PREDICTION_MODES, Hypothesis, Prediction, Recognition
@@ -98,6 +99,8 @@ class PipelineStats:
     dropped_frames: int = 0  # missing camera frames filled in as masked frames
     duplicate_frames: int = 0  # frames with the previous frame's stamp (ignored)
     invalid_hands: int = 0  # hands marked present with NaN/inf joints (treated as absent)
+    implausible_hands: int = 0  # present hands no human hand could be (ghtt_core.hand_plausibility; treated as absent)
+    results_skipped: int = 0  # completed clips whose result the caller asked to skip (a newer one was already due)
     encoded_clips: int = 0  # clips run through the P-Enc (the others came from the clip cache)
 
 
@@ -194,6 +197,7 @@ class StreamingPipeline:
         self._check_model(model)
         self.model_id = model.model_id
         self.stats = PipelineStats()
+        self._plausibility = PlausibilityFilter()
         self._frames: deque[_BufferedFrame] = deque(maxlen=self.config.max_clips * self.config.clip_len)
         self._frames_since_result = 0
         self._next_seq = 0
@@ -233,11 +237,15 @@ class StreamingPipeline:
         self._frames.clear()
         self._frames_since_result = 0
         self._clip_cache.clear()
+        self._plausibility.reset()
 
     # ---- input -------------------------------------------------------------------------------------------------
 
-    def push(self, frame: FrameInput) -> PipelineResult | None:
-        """Add one frame (in stamp order). Returns a result when a clip completes, else None."""
+    def push(self, frame: FrameInput, skip_result: bool = False) -> PipelineResult | None:
+        """Add one frame (in stamp order). Returns a result when a clip completes, else None.
+
+        skip_result: a clip completed by this frame gives no result (counted in stats.results_skipped), so a caller
+        that has fallen behind keeps the whole history but computes only the results still worth having."""
         joints, presence, confidence = _check_frame(frame)
         self.stats.frames += 1
         if self._frames:
@@ -255,11 +263,16 @@ class StreamingPipeline:
         finite = np.isfinite(joints).all(axis=(1, 2))
         self.stats.invalid_hands += int((presence & ~finite).sum())
         presence = presence & finite & (confidence >= self.config.min_confidence)
-        joints = np.where(presence[:, None, None], joints, 0.0).astype(np.float32)
-        self._append(int(frame.stamp_ns), joints, presence, True, frame.object_label or None)
+        plausible = self._plausibility.check(int(frame.stamp_ns), joints, presence)
+        self.stats.implausible_hands += int((presence & ~plausible).sum())
+        joints = np.where(plausible[:, None, None], joints, 0.0).astype(np.float32)
+        self._append(int(frame.stamp_ns), joints, plausible, True, frame.object_label or None)
 
         if len(self._frames) >= self.config.clip_len and self._frames_since_result >= self.config.clip_stride:
             self._frames_since_result = 0
+            if skip_result:
+                self.stats.results_skipped += 1
+                return None
             self.stats.results += 1
             return self._result(frame.frame_id)
         return None

@@ -162,8 +162,14 @@ def two_hand_pose_array_to_msg(frames, frame_period_s, frame_id=None):
 
 
 def two_hand_pose_array_from_msg(msg):
-    """-> (list of TwoHandArrays, frame period in s)."""
-    return [two_hand_pose_from_msg(frame) for frame in msg.frames], duration_to_seconds(msg.frame_period)
+    """-> (list of TwoHandArrays, frame period in s); every frame is checked as a TwoHandPose."""
+    frames = []
+    for index, frame in enumerate(msg.frames):
+        try:
+            frames.append(two_hand_pose_from_msg(frame))
+        except ValueError as error:
+            raise ValueError(f"TwoHandPoseArray.frames[{index}]: {error}") from None
+    return frames, duration_to_seconds(msg.frame_period)
 
 
 # ---- actions ----------------------------------------------------------------------------------------------------
@@ -201,7 +207,15 @@ def action_recognition_to_msg(recognition: Recognition):
 
 
 def action_recognition_from_msg(msg):
+    """-> Recognition, with what a consumer indexes or draws checked (scores in [0, 1], a finite latent, the
+    observation interval in order)."""
+    for index, hypothesis in enumerate(msg.hypotheses):
+        if not (np.isfinite(hypothesis.score) and 0.0 <= hypothesis.score <= 1.0):
+            raise ValueError(f"ActionRecognition.hypotheses[{index}].score must be in [0, 1], got {hypothesis.score}")
     latent = np.asarray(msg.latent, dtype=np.float32)
+    _require_finite("ActionRecognition.latent", latent)
+    if stamp_to_ns(msg.observation_start) > stamp_to_ns(msg.observation_end):
+        raise ValueError("ActionRecognition: observation_start is after observation_end")
     return Recognition(
         stamp_ns=stamp_to_ns(msg.header.stamp),
         frame_id=msg.header.frame_id,
@@ -258,6 +272,10 @@ def motion_prediction_from_msg(msg):
     if msg.mode not in MODE_FROM_MSG:
         raise ValueError(f"MotionPrediction.mode: unknown value {msg.mode}")
     k, t, j = int(msg.num_samples), int(msg.num_frames), int(msg.num_joints)
+    if min(k, t, j) < 1:
+        raise ValueError(f"MotionPrediction: num_samples, num_frames and num_joints must be >= 1, got {k}, {t}, {j}")
+    if len(msg.hand_present) != 2:
+        raise ValueError(f"MotionPrediction.hand_present: expected 2 entries, got {len(msg.hand_present)}")
     arrays = {}
     for name, shape in (("positions", (k, t, 2, j, 3)), ("mean", (t, 2, j, 3)), ("spread", (t, 2, j))):
         flat = np.asarray(getattr(msg, name), dtype=np.float32)

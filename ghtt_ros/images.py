@@ -52,12 +52,16 @@ def depth_to_metres(msg):
 
 
 def camera_info_to_intrinsics(msg):
-    """CameraInfo -> CameraIntrinsics; ValueError for an uncalibrated camera (K all zeros) or a zero image size."""
+    """CameraInfo -> CameraIntrinsics; ValueError for an uncalibrated camera (K all zeros), a zero image size, or
+    intrinsics no camera has (non-finite, a field of view outside 1..179 degrees, the principal point outside)."""
     k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    if not (k[0, 0] > 0 and k[1, 1] > 0):
-        raise ValueError(f"CameraInfo of frame {msg.header.frame_id!r} has no calibration (fx={k[0, 0]}, "
-                         f"fy={k[1, 1]}); calibrate the camera or set use_camera_info false")
-    return CameraIntrinsics.from_matrix(k, msg.width, msg.height)
+    if not k.any():
+        raise ValueError(f"CameraInfo of frame {msg.header.frame_id!r} has no calibration (K is all zeros); "
+                         "calibrate the camera or set use_camera_info false")
+    try:
+        return CameraIntrinsics.from_matrix(k, msg.width, msg.height)
+    except ValueError as error:
+        raise ValueError(f"CameraInfo of frame {msg.header.frame_id!r} is unusable: {error}") from None
 
 
 def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, stamp_ns, frame_id):

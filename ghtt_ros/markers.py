@@ -10,7 +10,7 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker
 
-from ghtt_core.skeleton import DRAW_BONES, HAND_NAMES, NUM_JOINTS
+from ghtt_core.skeleton import DRAW_BONES, HAND_NAMES
 
 # Left hand blue, right hand orange; refined poses and predictions use the same hue so the eye links them.
 HAND_COLOURS = ((0.2, 0.5, 1.0), (1.0, 0.5, 0.1))
@@ -61,8 +61,8 @@ def prediction_markers(header, positions, mean, hand_present, joint, max_samples
     """Fans of predicted trajectories of one joint: per hand, LINE_STRIPs of the first max_samples samples
     (namespace prediction_samples, id side * max_samples + k, translucent) and of the sample mean (namespace
     prediction_mean, id side). positions (K, T, 2, J, 3), mean (T, 2, J, 3)."""
-    if not 0 <= joint < NUM_JOINTS:
-        raise ValueError(f"joint must be in [0, {NUM_JOINTS}), got {joint}")
+    if not 0 <= joint < positions.shape[3]:
+        raise ValueError(f"joint {joint} is not among the {positions.shape[3]} joints of the prediction")
     markers = []
     for side in range(2):
         for k in range(max_samples):

@@ -16,6 +16,11 @@ MIN_VALID_DEPTH_M = 0.05
 MAX_VALID_DEPTH_M = 10.0
 # A hand is never closer than this to the camera; keeps the solved translation in front of the lens.
 MIN_HAND_DEPTH_M = 0.05
+# Nor further than this: a solved translation beyond it comes from bad intrinsics or landmarks, not from a hand.
+MAX_HAND_DEPTH_M = 20.0
+# Plausible focal lengths, in pixels per pixel of image width (fx) or height (fy): fields of view of 1..179 degrees.
+MIN_FOCAL_PER_PIXEL = 0.5 / math.tan(math.radians(179.0) / 2.0)
+MAX_FOCAL_PER_PIXEL = 0.5 / math.tan(math.radians(1.0) / 2.0)
 
 
 @dataclass(frozen=True)
@@ -30,16 +35,27 @@ class CameraIntrinsics:
     height: int
 
     def __post_init__(self):
+        """Intrinsics are checked where they are made: a broken calibration (inf, NaN, 1e-30, zeros) used to place
+        hands at 1e30 m or to hang the placement solver."""
+        if not all(math.isfinite(value) for value in (self.fx, self.fy, self.cx, self.cy)):
+            raise ValueError(f"intrinsics must be finite, got fx={self.fx}, fy={self.fy}, cx={self.cx}, cy={self.cy}")
         if not (self.fx > 0 and self.fy > 0):
             raise ValueError(f"focal lengths must be positive, got fx={self.fx}, fy={self.fy}")
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
+        for name, focal, size in (("fx", self.fx, self.width), ("fy", self.fy, self.height)):
+            if not MIN_FOCAL_PER_PIXEL * size <= focal <= MAX_FOCAL_PER_PIXEL * size:
+                raise ValueError(f"{name}={focal:g} px is implausible for a {self.width}x{self.height} image (a field "
+                                 "of view outside 1..179 degrees)")
+        if not (0 <= self.cx <= self.width and 0 <= self.cy <= self.height):
+            raise ValueError(f"principal point ({self.cx:g}, {self.cy:g}) is outside the {self.width}x{self.height} "
+                             "image")
 
     @classmethod
     def from_fov(cls, width, height, horizontal_fov_deg=DEFAULT_HORIZONTAL_FOV_DEG):
         """Square pixels, principal point at the image centre, focal length from the horizontal field of view."""
-        if not 0 < horizontal_fov_deg < 180:
-            raise ValueError(f"horizontal_fov_deg must be in (0, 180), got {horizontal_fov_deg}")
+        if not 1 <= horizontal_fov_deg <= 179:
+            raise ValueError(f"horizontal_fov_deg must be in [1, 179], got {horizontal_fov_deg}")
         focal = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
         return cls(focal, focal, width / 2.0, height / 2.0, int(width), int(height))
 
@@ -96,18 +112,44 @@ def _translation_normal_equations(shape, pixels, intrinsics):
     return a, b
 
 
+def _check_placement_inputs(shape, pixels, intrinsics):
+    if shape.ndim != 2 or shape.shape[1] != 3 or pixels.shape != (len(shape), 2) or len(shape) < 2:
+        raise ValueError(f"need shape (N, 3) and pixels (N, 2) with N >= 2, got {shape.shape} and {pixels.shape}")
+    values = (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy)
+    # LAPACK may never return on non-finite input (an fx = inf calibration froze the camera graph), so nothing
+    # non-finite reaches it, whatever object the intrinsics come in.
+    if not (np.isfinite(shape).all() and np.isfinite(pixels).all() and np.isfinite(values).all()):
+        raise ValueError("hand placement needs finite landmarks and intrinsics")
+
+
+def _least_squares(a, b):
+    """lstsq of a finite, well-scaled system; ValueError instead of a meaningless or non-finite answer."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("hand placement diverged (non-finite system)")
+    return np.linalg.lstsq(a, b, rcond=None)[0]
+
+
+def _check_translation(t, shape):
+    depth = t[2] + float(np.median(shape[:, 2]))
+    if not (np.isfinite(t).all() and depth <= MAX_HAND_DEPTH_M):
+        raise ValueError(f"hand placement gave an implausible position ({t[0]:.3g}, {t[1]:.3g}, {t[2]:.3g}) m: "
+                         "check the camera intrinsics")
+    return t
+
+
 def solve_translation(shape, pixels, intrinsics, iterations=5):
     """Translation t (3,) such that shape + t projects onto pixels, minimising the pixel reprojection error.
 
     shape: (N, 3) metric points in camera orientation (e.g. MediaPipe world landmarks), any origin.
     pixels: (N, 2) detected 2D positions. A linear (algebraic) solution is refined by Gauss-Newton on pixel residuals.
+    Bounded: a fixed number of small least-squares solves on checked finite input (well under a millisecond);
+    ValueError when the inputs are not finite or the position is not one a hand can have.
     """
     shape = np.asarray(shape, dtype=np.float64)
     pixels = np.asarray(pixels, dtype=np.float64)
-    if shape.ndim != 2 or shape.shape[1] != 3 or pixels.shape != (len(shape), 2) or len(shape) < 2:
-        raise ValueError(f"need shape (N, 3) and pixels (N, 2) with N >= 2, got {shape.shape} and {pixels.shape}")
+    _check_placement_inputs(shape, pixels, intrinsics)
     a, b = _translation_normal_equations(shape, pixels, intrinsics)
-    t = np.linalg.lstsq(a, b, rcond=None)[0]
+    t = _least_squares(a, b)
     t[2] = max(t[2], MIN_HAND_DEPTH_M - shape[:, 2].min())
     for _ in range(iterations):
         p = shape + t
@@ -118,10 +160,10 @@ def solve_translation(shape, pixels, intrinsics, iterations=5):
         jac[:, 0, 2] = -intrinsics.fx * p[:, 0] / z**2
         jac[:, 1, 1] = intrinsics.fy / z
         jac[:, 1, 2] = -intrinsics.fy * p[:, 1] / z**2
-        step = np.linalg.lstsq(jac.reshape(-1, 3), -residual, rcond=None)[0]
+        step = _least_squares(jac.reshape(-1, 3), -residual)
         t = t + step
         t[2] = max(t[2], MIN_HAND_DEPTH_M - shape[:, 2].min())
-    return t
+    return _check_translation(t, shape)
 
 
 def solve_translation_with_depth(shape, pixels, depth_at_pixels, intrinsics):
@@ -137,11 +179,46 @@ def solve_translation_with_depth(shape, pixels, depth_at_pixels, intrinsics):
     valid = np.isfinite(depth_at_pixels)
     if valid.sum() < 3:
         return solve_translation(shape, pixels, intrinsics)
+    _check_placement_inputs(shape, pixels, intrinsics)
     tz = float(np.median(depth_at_pixels[valid] - shape[valid, 2]))
     a, b = _translation_normal_equations(shape, pixels, intrinsics)
     # With tz fixed the system is linear in (tx, ty) alone.
-    txy = np.linalg.lstsq(a[:, :2], b - a[:, 2] * tz, rcond=None)[0]
-    return np.array([txy[0], txy[1], tz])
+    txy = _least_squares(a[:, :2], b - a[:, 2] * tz)
+    return _check_translation(np.array([txy[0], txy[1], tz]), shape)
+
+
+# Depth that cannot belong to a hand: its landmarks' measured depths (minus the hand shape's own relief) spread by
+# more than this (median absolute deviation; a hand is a few cm deep, a garbage stream metres) ...
+MAX_DEPTH_SPREAD_M = 0.15
+# ... or a distance further from the monocular placement than this factor, more than a wrong field of view (an
+# uncalibrated camera: up to ~2x) and MediaPipe's hand-size error (~1.3x) explain.
+DEPTH_AGREEMENT_FACTOR = 4.0
+
+
+def place_hand(shape, pixels, intrinsics, depth_at_pixels=None):
+    """Translation of a metric hand shape onto its 2D landmarks -> (t (3,), depth_rejected). With measured depth at
+    the landmarks (NaN where invalid) the hand's distance comes from the depth unless that depth is implausible (see
+    MAX_DEPTH_SPREAD_M, DEPTH_AGREEMENT_FACTOR): then the monocular placement is used (depth_rejected True)."""
+    monocular = solve_translation(shape, pixels, intrinsics)
+    if depth_at_pixels is None:
+        return monocular, False
+    depth_at_pixels = np.asarray(depth_at_pixels, dtype=np.float64)
+    valid = np.isfinite(depth_at_pixels)
+    if valid.sum() < 3:
+        return monocular, False
+    shape = np.asarray(shape, dtype=np.float64)
+    offsets = depth_at_pixels[valid] - shape[valid, 2]
+    if np.median(np.abs(offsets - np.median(offsets))) > MAX_DEPTH_SPREAD_M:
+        return monocular, True
+    try:
+        measured = solve_translation_with_depth(shape, pixels, depth_at_pixels, intrinsics)
+    except ValueError:
+        return monocular, True
+    reference = float(np.median(shape[:, 2]))
+    ratio = (measured[2] + reference) / (monocular[2] + reference)
+    if not 1.0 / DEPTH_AGREEMENT_FACTOR <= ratio <= DEPTH_AGREEMENT_FACTOR:
+        return monocular, True
+    return measured, False
 
 
 def depth_image_to_metres(depth, encoding):

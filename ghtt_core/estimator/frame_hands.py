@@ -18,6 +18,7 @@ class FrameHands:
     keypoints_2d:  (2, 21, 2) float32 pixels in the input image.
     intrinsics:    the CameraIntrinsics used to place the hands (given or the documented default).
     stamp:         the caller's timestamp, passed through unchanged.
+    depth_rejected: hands placed without the given depth image because it disagreed with the monocular estimate.
     """
 
     joints: np.ndarray
@@ -26,6 +27,7 @@ class FrameHands:
     keypoints_2d: np.ndarray
     intrinsics: object
     stamp: object = None
+    depth_rejected: int = 0
 
     def __post_init__(self):
         self.joints = np.asarray(self.joints, dtype=np.float32)

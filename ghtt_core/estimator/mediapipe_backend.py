@@ -14,13 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ghtt_core.estimator.camera import (
-    DEFAULT_HORIZONTAL_FOV_DEG,
-    CameraIntrinsics,
-    sample_depth,
-    solve_translation,
-    solve_translation_with_depth,
-)
+from ghtt_core.estimator.camera import DEFAULT_HORIZONTAL_FOV_DEG, CameraIntrinsics, place_hand, sample_depth
 from ghtt_core.estimator.frame_hands import FrameHands
 from ghtt_core.estimator.image_input import as_rgb_image
 from ghtt_core.estimator.tracking import HandDetection, SideTracker, SideTrackerConfig
@@ -97,13 +91,9 @@ class MediaPipeHandEstimator:
         frame = FrameHands.empty(intrinsics, stamp)
         for assigned in self._tracker.update(detections):
             hand = assigned.detection.payload
-            if depth is None:
-                translation = solve_translation(hand.world_landmarks, hand.keypoints_2d, intrinsics)
-            else:
-                measured = sample_depth(depth, hand.keypoints_2d)
-                translation = solve_translation_with_depth(
-                    hand.world_landmarks, hand.keypoints_2d, measured, intrinsics
-                )
+            measured = None if depth is None else sample_depth(depth, hand.keypoints_2d)
+            translation, depth_rejected = place_hand(hand.world_landmarks, hand.keypoints_2d, intrinsics, measured)
+            frame.depth_rejected += int(depth_rejected)
             frame.joints[assigned.side] = hand.world_landmarks + translation
             frame.keypoints_2d[assigned.side] = hand.keypoints_2d
             frame.presence[assigned.side] = True

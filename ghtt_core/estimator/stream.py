@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ghtt_core.estimator.camera import DEFAULT_HORIZONTAL_FOV_DEG, CameraIntrinsics
+from ghtt_core.estimator.camera import DEFAULT_HORIZONTAL_FOV_DEG, DEPTH_AGREEMENT_FACTOR, CameraIntrinsics
 from ghtt_core.estimator.frame_hands import FrameHands
 
 BACKENDS = ("mediapipe", "resnet")
@@ -38,7 +38,8 @@ class StreamSettings:
 class FrameEstimate:
     """What one image gave. hands: None when the image was dropped. dropped: [(reason, detail)] of rejected inputs
     (the image itself, or an unusable depth image while the image is still estimated); events: [(reason, detail)] of
-    noteworthy but accepted situations (stamp_backwards, camera_info_invalid, depth_unmatched)."""
+    noteworthy but accepted situations (stamp_backwards, camera_info_invalid, depth_unmatched, depth_invalid: the
+    depth disagreed with the monocular placement of a hand, which was placed without it)."""
 
     stamp_ns: int
     hands: FrameHands | None = None
@@ -112,8 +113,9 @@ class ImageStreamEstimator:
         Callables are called only when needed and may raise ValueError (-> a drop or an event)."""
         stamp_ns = int(stamp_ns)
         result = FrameEstimate(stamp_ns)
-        if stamp_ns == 0:
-            result.dropped.append(("zero_stamp", "image with stamp 0 (camera driver does not stamp its images?)"))
+        if stamp_ns <= 0:
+            reason = "zero_stamp" if stamp_ns == 0 else "negative_stamp"
+            result.dropped.append((reason, f"image stamped {stamp_ns} ns (camera driver does not stamp its images?)"))
             return result
         try:
             rgb = _value(image)
@@ -131,6 +133,11 @@ class ImageStreamEstimator:
             result.hands = self.estimator.estimate(rgb, intrinsics=intrinsics, depth=metres, stamp=stamp_ns)
         except ValueError as error:  # e.g. an image too small to hold a hand
             result.dropped.append(("estimation_failed", str(error)))
+            return result
+        if result.hands.depth_rejected:
+            result.events.append(("depth_invalid", f"depth disagrees with the monocular placement of "
+                                                   f"{result.hands.depth_rejected} hand(s) by more than a factor "
+                                                   f"{DEPTH_AGREEMENT_FACTOR:g}: placed without depth"))
         return result
 
     def _intrinsics(self, width, height, calibration, result):

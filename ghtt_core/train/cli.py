@@ -327,7 +327,7 @@ def _calibrate(args):
                   "calibration_command": " ".join(["ghtt", *sys.argv[1:]])}
     model_id = save_checkpoint(args.out, model.config, model.pose_block, model.action_block, model.taxonomy,
                                model.label_embeddings, training=model.training, provenance=provenance,
-                               calibration=fitted)
+                               data_name=model.data_name, calibration=fitted)
     summary = {"model_id": model_id, "temperature": fitted.temperature,
                "residual_low": round(fitted.residual_low, 4), "residual_high": round(fitted.residual_high, 4),
                "horizon_gain": {str(f): round(fitted.horizon_gain[f - 1], 3) for f in (1, 8, 16, 30, 48, 60, 96)

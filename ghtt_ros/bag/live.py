@@ -23,7 +23,9 @@ from ghtt_ros.bag.evaluation import (EVAL_NAMESPACE, OUTPUT_NAMES, EvaluationBag
 from ghtt_ros.convert import stamp_to_ns
 from ghtt.msg import ActionRecognition
 
-MAX_FRAMES_AHEAD = 32  # poses published but not yet processed by the live pipeline, at most
+# Poses published but not yet processed by the live pipeline, at most. Fewer than two clips behind a result, so the
+# pipeline node's overload policy (skip a result when two clips of poses wait behind it) never applies.
+MAX_FRAMES_AHEAD = 32
 
 
 def pipeline_node_parameters(config: PipelineConfig, checkpoint, device):
@@ -271,6 +273,9 @@ def run_live(bag: EvaluationBag, checkpoint, config: PipelineConfig, output_bag,
                                 f"{pipeline_node.stats.published} results, {monitor.counts} arrived")
             wall_s = time.monotonic() - started
             stats = _counters(pipeline_node.stats.snapshot(time.monotonic()))
+            skipped_results = pipeline_node.pipeline.stats.results_skipped
+            if skipped_results:  # the overload policy must never apply under the pacing above
+                problems.append(f"not lossless: {skipped_results} results skipped by the pipeline node as stale")
             estimator_stats = _counters(estimator_node.stats.snapshot(time.monotonic())) if images else None
         finally:
             recorder.close()

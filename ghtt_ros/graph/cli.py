@@ -9,13 +9,22 @@ NAME:=VALUE are the launch arguments of launch/ghtt.launch.py (the same names, v
 """
 
 import sys
+import time
 from argparse import RawDescriptionHelpFormatter
 
 import yaml
 
 from ghtt_core.cli_errors import ArgumentParser, run_reporting_user_errors
 from ghtt_ros.graph.spec import LAUNCH_ARGUMENTS, GraphError, load_graph, parse_launch_arguments
-from ghtt_ros.stop_signal import StopSignal
+from ghtt_ros.stop_signal import StopSignal, exit_process
+
+# Model loading on a busy 2-core machine takes a while; a node not active by then is reported, the graph keeps running.
+STARTUP_TIMEOUT_S = 180.0
+# Ctrl-C / SIGTERM end the graph within 2 s even while a worker is busy (children still running then are killed);
+# whatever happens (a model still loading), the process is gone STOP_DEADLINE_S after the signal.
+STOP_BUDGET_S = 1.2
+STOP_DEADLINE_S = 1.5
+DUPLICATE_CHECK_PERIOD_S = 2.0
 
 __doc__ = __doc__.format(arguments="\n".join(f"    {name:20s} {description} (default {default!r})"
                                              for name, (default, description) in LAUNCH_ARGUMENTS.items()
@@ -81,13 +90,41 @@ def _run(args):
 
     arguments, namespace, overrides = _graph_options(args)
     runner = GraphRunner(args.graph, overrides=overrides, namespace=namespace, mode=args.mode, arguments=arguments)
-    stop = StopSignal()
-    with runner:
-        print(f"ghtt-ros: running {len(runner.launches)} nodes ({args.mode}); Ctrl-C stops", flush=True)
-        while not stop.wait(0.2):
-            if any(process.poll() is not None for process in runner.processes.values()):
-                print("ghtt-ros: error: a node process exited; stopping the graph", file=sys.stderr)
-                return 1
+    stop = StopSignal(deadline_s=STOP_DEADLINE_S)
+    print(f"ghtt-ros: starting {len(runner.launches)} nodes ({args.mode})", flush=True)
+    try:
+        runner.start()
+        status = _run_until_stopped(runner, args.mode, stop)
+    finally:
+        runner.stop(STOP_BUDGET_S)
+    exit_process(status)
+
+
+def _run_until_stopped(runner, mode, stop):
+    """0 on Ctrl-C / SIGTERM; 1 when a node fails to start or dies for good (the reason is printed)."""
+    failures, pending = runner.wait_for_startup(STARTUP_TIMEOUT_S, cancelled=lambda: stop.received)
+    for name, reason in failures.items():
+        print(f"ghtt-ros: error: node {name} failed to start: {reason}; fix its parameters (graph file, parameter "
+              "file or --set) and run again", file=sys.stderr)
+    if failures:
+        return 1
+    if pending and not stop.received:
+        print(f"ghtt-ros: warning: not active after {STARTUP_TIMEOUT_S:.0f} s: {', '.join(pending)}", file=sys.stderr)
+    print(f"ghtt-ros: running {len(runner.launches)} nodes ({mode}); Ctrl-C stops", flush=True)
+    next_duplicate_check, duplicates_reported = 0.0, False
+    while not stop.wait(0.2):
+        failed = runner.failed_nodes()
+        if failed:
+            print(f"ghtt-ros: error: {'; '.join(failed.values())}; stopping the graph", file=sys.stderr)
+            return 1
+        if not duplicates_reported and time.monotonic() >= next_duplicate_check:
+            duplicates = runner.duplicate_names()
+            if duplicates:
+                print(f"ghtt-ros: warning: other nodes named {', '.join(duplicates)} are running (the same graph "
+                      "started twice in one namespace?): their outputs are doubled and their diagnostics mixed; "
+                      "stop one or give it --namespace", file=sys.stderr, flush=True)
+                duplicates_reported = True
+            next_duplicate_check = time.monotonic() + DUPLICATE_CHECK_PERIOD_S
     return 0
 
 

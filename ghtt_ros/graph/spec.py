@@ -11,6 +11,9 @@ Graph file layout (see config/graph.yaml and docs/ros.md):
         parameters_file: hand_estimator.yaml   # optional ROS parameter file, relative to the graph file
         parameters: {num_threads: 1}    # optional inline values, override the file
         remappings: {image: /camera/color/image_raw}
+        respawn: true                   # optional (process mode, ros2 launch): restart the node when it dies
+        respawn_delay: 1.0              # optional, seconds before a restart
+        respawn_max_retries: 5          # optional, restarts at most (-1: no limit)
 
 On top of the graph file come the launch arguments (LAUNCH_ARGUMENTS: `ros2 launch ghtt ghtt.launch.py NAME:=VALUE`
 and `ghtt-ros run GRAPH NAME:=VALUE` take the same ones) and `--set` overrides. With declared_parameters (the names
@@ -24,8 +27,7 @@ tests all build the node list with the same function.
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from ghtt_ros.graph.yaml_files import YamlFileError, load_yaml_file
 from ghtt_ros.parameter_names import unknown_parameters
 
 PACKAGE = "ghtt"
@@ -53,7 +55,11 @@ LAUNCH_ARGUMENTS = {
     **{f"enable_{executable}": ("true", f"start the graph's {executable} node(s): true or false")
        for executable in NODE_EXECUTABLES},
 }
-_NODE_KEYS = {"name", "executable", "namespace", "enabled", "parameters_file", "parameters", "remappings"}
+_NODE_KEYS = {"name", "executable", "namespace", "enabled", "parameters_file", "parameters", "remappings", "respawn",
+              "respawn_delay", "respawn_max_retries"}
+# launch_ros semantics: respawn a node that exited while the graph runs, after respawn_delay seconds, at most
+# respawn_max_retries times (-1: always). Defaults: no respawn; when on, 1 s and 5 times.
+RESPAWN_DEFAULTS = {"respawn": False, "respawn_delay": 1.0, "respawn_max_retries": 5}
 _PARAMETER_TYPES = (bool, int, float, str)
 
 
@@ -80,6 +86,13 @@ class NodeLaunch:
     namespace: str
     parameters: dict = field(default_factory=dict)
     remappings: list = field(default_factory=list)  # [(from, to)]
+    respawn: bool = False
+    respawn_delay: float = 1.0
+    respawn_max_retries: int = 5
+
+    @property
+    def fully_qualified_name(self):
+        return f"{self.namespace.rstrip('/')}/{self.name}"
 
     @property
     def node_class_path(self):
@@ -109,7 +122,7 @@ def _parameter_sections(path, node_name):
     path = Path(path)
     if not path.is_file():
         raise GraphError(f"parameter file not found: {path}")
-    content = yaml.safe_load(path.read_text()) or {}
+    content = _read_yaml(path) or {}
     if not isinstance(content, dict):
         raise GraphError(f"{path}: expected a mapping of node names to ros__parameters")
     sections = []
@@ -123,8 +136,17 @@ def _parameter_sections(path, node_name):
     return tuple(sections)
 
 
+def _read_yaml(path):
+    try:
+        return load_yaml_file(path)
+    except YamlFileError as error:
+        raise GraphError(str(error)) from None
+
+
 def _flatten(values, origin, prefix=""):
     """Nested mappings become dotted names, as ROS does for parameter files."""
+    if not isinstance(values, dict):
+        raise GraphError(f"{origin}: parameters must be a mapping of names to values, got {type(values).__name__}")
     flat = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
@@ -171,18 +193,18 @@ def load_graph(source, namespace=None, parameter_overrides=None, arguments=None,
         path = Path(source)
         if not path.is_file():
             raise GraphError(f"graph file not found: {path}")
-        graph = yaml.safe_load(path.read_text()) or {}
-        base_dir = path.resolve().parent
+        graph = _read_yaml(path) or {}
+        base_dir, origin = path.resolve().parent, f"{path}: "
     else:
-        graph, base_dir = source, config_dir()
+        graph, base_dir, origin = source, config_dir(), ""
     if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
-        raise GraphError("a graph needs a `nodes:` list")
+        raise GraphError(f"{origin}a graph needs a `nodes:` list")
     overrides = dict(parameter_overrides or {})
     graph_namespace = graph.get("namespace", "") if namespace is None else namespace
     shared_file = Path(arguments["params_file"]).expanduser() if arguments["params_file"] else None
     nodes = []
     for entry in graph["nodes"]:
-        node = _node_launch(entry, graph_namespace, base_dir)
+        node = _node_launch(entry, graph_namespace, base_dir, origin)
         if node is None or not _boolean_argument(f"enable_{node.executable}",
                                                  arguments[f"enable_{node.executable}"]):
             continue
@@ -204,7 +226,7 @@ def load_graph(source, namespace=None, parameter_overrides=None, arguments=None,
     names = [node.name for node in nodes]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise GraphError(f"node names must be unique in a graph, repeated: {duplicates}")
+        raise GraphError(f"{origin}node names must be unique in a graph, repeated: {duplicates}")
     if overrides:
         raise GraphError(f"parameter overrides for nodes not in the graph: {sorted(overrides)}")
     return nodes
@@ -233,39 +255,56 @@ def _apply_launch_arguments(node, arguments, known):
     node.remappings = list(remappings.items())
 
 
-def _node_launch(entry, graph_namespace, base_dir):
+def _node_launch(entry, graph_namespace, base_dir, origin):
+    """origin: "<graph file>: " (or "" for a graph given as a dict), the prefix of every error message."""
     if not isinstance(entry, dict):
-        raise GraphError(f"each node entry must be a mapping, got {entry!r}")
+        raise GraphError(f"{origin}each node entry must be a mapping, got {entry!r}")
     unknown = set(entry) - _NODE_KEYS
     if unknown:
-        raise GraphError(f"node entry {entry.get('name')!r}: unknown keys {sorted(unknown)}")
+        raise GraphError(f"{origin}node entry {entry.get('name')!r}: unknown keys {sorted(unknown)}")
     executable = entry.get("executable")
     if executable not in NODE_EXECUTABLES:
-        raise GraphError(f"node entry {entry.get('name')!r}: executable must be one of {sorted(NODE_EXECUTABLES)}, "
-                         f"got {executable!r}")
+        raise GraphError(f"{origin}node entry {entry.get('name')!r}: executable must be one of "
+                         f"{sorted(NODE_EXECUTABLES)}, got {executable!r}")
     if not entry.get("enabled", True):
         return None
     name = entry.get("name") or executable
     parameters = {}
     if entry.get("parameters_file"):
         parameters.update(read_parameter_file(base_dir / entry["parameters_file"], name))
-    parameters.update(_flatten(entry.get("parameters") or {}, f"node {name}"))
+    parameters.update(_flatten(entry.get("parameters") or {}, f"{origin}node {name}"))
     remappings = entry.get("remappings") or {}
     if not isinstance(remappings, dict):
-        raise GraphError(f"node {name}: remappings must be a mapping from topic to topic")
+        raise GraphError(f"{origin}node {name}: remappings must be a mapping from topic to topic")
     return NodeLaunch(
         name=name,
         executable=executable,
         namespace=join_namespaces(graph_namespace, entry.get("namespace", "")),
         parameters=parameters,
         remappings=[(str(source), str(target)) for source, target in remappings.items()],
+        **_respawn_settings(entry, f"{origin}node {name}"),
     )
+
+
+def _respawn_settings(entry, node):
+    settings = {key: entry.get(key, default) for key, default in RESPAWN_DEFAULTS.items()}
+    if not isinstance(settings["respawn"], bool):
+        raise GraphError(f"{node}: respawn must be true or false, got {settings['respawn']!r}")
+    delay = settings["respawn_delay"]
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 3600:
+        raise GraphError(f"{node}: respawn_delay must be seconds in [0, 3600], got {delay!r}")
+    retries = settings["respawn_max_retries"]
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < -1:
+        raise GraphError(f"{node}: respawn_max_retries must be an integer >= -1 (-1: no limit), got {retries!r}")
+    settings["respawn_delay"] = float(delay)
+    return settings
 
 
 def launch_node_arguments(nodes):
     """Keyword arguments of launch_ros.actions.Node for each NodeLaunch (what the launch files build)."""
     return [
         dict(package=PACKAGE, executable=node.executable, name=node.name, namespace=node.namespace,
-             parameters=[dict(node.parameters)], remappings=list(node.remappings), output="screen")
+             parameters=[dict(node.parameters)], remappings=list(node.remappings), output="screen",
+             respawn=node.respawn, respawn_delay=node.respawn_delay, respawn_max_retries=node.respawn_max_retries)
         for node in nodes
     ]

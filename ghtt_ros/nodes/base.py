@@ -24,10 +24,12 @@ from rclpy.parameter import Parameter
 from std_srvs.srv import SetBool
 
 from ghtt_ros.nodes.diagnostics import ProcessingStats, diagnostic_array, node_status
+from ghtt_ros.nodes.input_health import StampMonitor
 from ghtt_ros.nodes.input_watch import InputWatch
+from ghtt_ros.nodes.log_throttle import DEFAULT_PERIOD_S, ThrottledLog
 from ghtt_ros.nodes.parameters import ParameterSpec, declare_all, read_all
 from ghtt_ros.parameter_names import unknown_parameters
-from ghtt_ros.stop_signal import StopSignal
+from ghtt_ros.stop_signal import StopSignal, exit_process
 
 COMMON_PARAMETERS = (
     ParameterSpec("autostart", True, "Configure and activate right after start. False: the node waits for "
@@ -72,13 +74,16 @@ class GhttNode(LifecycleNode):
         self.params = {}
         self.device = "cpu" if self.USES_TORCH else "none"
         self.stats = ProcessingStats()
+        self.log = ThrottledLog()
+        self.input_stamps = StampMonitor()  # the main input's stamps (subclasses set its nominal period)
         self.worker = None  # the FrameWorker of nodes that process inputs on their own thread
         self.watched_inputs = []  # subscriptions whose silence is reported (see input_watch)
         self._input_watch = InputWatch()
         self._active_since = None
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Steady clock: diagnostics keep coming while a sim-time /clock is paused or not yet published.
-        self.create_timer(self.get_parameter("diagnostics_period_s").value, self.publish_diagnostics,
+        self.create_timer(self.get_parameter("diagnostics_period_s").value, self.guarded(self.publish_diagnostics,
+                                                                                          "diagnostics"),
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(self._check_parameter_change)
         self.add_post_set_parameters_callback(self._apply_parameter_change)
@@ -131,6 +136,22 @@ class GhttNode(LifecycleNode):
         self.cleanup()
         self.state_label = "unconfigured"
         return super().on_cleanup(state)
+
+    def begin_shutdown(self):
+        """Tell the worker to end after the input in hand, so that several nodes stopping together wait for their
+        busiest worker once, not for each in turn."""
+        worker = self.worker
+        if worker is not None:
+            worker.request_stop()
+
+    def stop_worker(self):
+        """Stop the worker thread; True when it ended (False: still busy after a second, so the model it uses must
+        not be freed under it; the daemon thread ends with the process)."""
+        worker, self.worker = self.worker, None
+        if worker is None or worker.stop():
+            return True
+        self.get_logger().warning("the worker is still busy with an input after 1 s; leaving it to finish")
+        return False
 
     def on_shutdown(self, state):
         if self.state_label == "active":
@@ -202,8 +223,12 @@ class GhttNode(LifecycleNode):
         return self.params.get("enable", True)
 
     def accept_input(self):
-        """For input callbacks: counts the arrival; False (and counted as event `disabled`) while disabled."""
+        """For input callbacks without stamps to check: counts the arrival; False while disabled (input_enabled)."""
         self.stats.on_input(time.monotonic())
+        return self.input_enabled()
+
+    def input_enabled(self):
+        """False (and counted as event `disabled`) while the node is disabled (parameter / service enable)."""
         if self.enabled:
             return True
         self.stats.on_event("disabled")
@@ -231,8 +256,39 @@ class GhttNode(LifecycleNode):
     def now_ns(self):
         return self.get_clock().now().nanoseconds
 
+    def guarded(self, callback, what):
+        """callback wrapped so that an exception in it is counted (processing_error) and logged (throttled) instead
+        of ending the executor, which would silence every node of the process."""
+        def run(*args):
+            try:
+                callback(*args)
+            except Exception as error:  # any bug or bad input: this message is lost, the node and its peers go on
+                self.stats.on_dropped("processing_error")
+                self.log_throttled(f"error_{what}", f"{what} failed: {error!r}", "error")
+        return run
+
+    def subscribe(self, msg_type, topic, callback, qos, **options):
+        """create_subscription with the callback guarded (see guarded)."""
+        return self.create_subscription(msg_type, topic, self.guarded(callback, f"{topic} callback"), qos, **options)
+
+    def on_input(self, stamp_ns, check_stamps=True):
+        """An input arrived: counted for the input rate; with check_stamps, its stamp is checked against earlier
+        ones (messages lost before arrival) and against the node's clock (logged once when they start to disagree).
+        Returns the drop reason for a stamp that cannot be used (zero_stamp, negative_stamp), else None."""
+        self.stats.on_input(time.monotonic())
+        if stamp_ns <= 0:
+            return "zero_stamp" if stamp_ns == 0 else "negative_stamp"
+        if check_stamps:
+            problem = self.input_stamps.observe(stamp_ns, self.now_ns(), self.get_parameter("use_sim_time").value)
+            if problem:
+                self.get_logger().warning(problem)
+        return None
+
     def record_published(self, source_stamp_ns, started_monotonic):
-        self.stats.on_published((self.now_ns() - source_stamp_ns) / 1e9, time.monotonic() - started_monotonic)
+        """An output went out: its latency counts only while stamps and the node's clock agree (else it would be
+        the clock offset, e.g. 1.8e12 ms under sim time without /clock)."""
+        latency_s = (self.now_ns() - source_stamp_ns) / 1e9 if self.input_stamps.clock_agrees else None
+        self.stats.on_published(latency_s, time.monotonic() - started_monotonic)
 
     def hand_to_worker(self, item):
         """Queue an input for the processing thread; an older input it pushes out is counted as skipped.
@@ -244,22 +300,49 @@ class GhttNode(LifecycleNode):
         return False
 
     def on_worker_error(self, stamp_ns, error):
-        """A processing exception on the worker thread: counted and logged; the worker serves the next input."""
+        """A processing exception on the worker thread: counted and logged (throttled); the worker serves the next
+        input."""
         self.stats.on_dropped("processing_error")
-        self.get_logger().error(f"processing the input stamped {stamp_ns} ns failed: {error!r}")
+        self.log_throttled("processing_error", f"processing the input stamped {stamp_ns} ns failed: {error!r}",
+                           "error")
 
     def drop(self, reason, detail):
         """Count a rejected input and log why (throttled: a broken publisher must not flood the log)."""
         self.stats.on_dropped(reason)
-        self.get_logger().warning(f"dropped input ({reason}): {detail}", throttle_duration_sec=2.0)
+        self.log_throttled(f"dropped_{reason}", f"dropped input ({reason}): {detail}")
+
+    def note_event(self, reason, detail, period_s=DEFAULT_PERIOD_S):
+        """Count an accepted but noteworthy input (event_<reason>) and log it at most once per period_s."""
+        self.stats.on_event(reason)
+        self.log_throttled(f"event_{reason}", detail, period_s=period_s)
+
+    def log_throttled(self, reason, message, level="warning", period_s=DEFAULT_PERIOD_S):
+        """Log (level "warning" or "error") at most one line per reason and period_s; held-back lines are counted
+        (diagnostics log_lines_*)."""
+        line = self.log.line(reason, message, period_s)
+        if line is None:
+            return
+        # One call site per severity: rclpy refuses a call site whose severity changes between calls.
+        if level == "error":
+            self.get_logger().error(line)
+        else:
+            self.get_logger().warning(line)
 
     def diagnostic_values(self):
         """Node-specific {key: value} pairs added to the diagnostics."""
         return {}
 
+    def diagnostic_warning(self):
+        """Why the node works but not as it should ("" when fine): shown as a WARN diagnostic."""
+        return self.input_stamps.clock_problem
+
     def diagnostic_status(self):
+        stamps = self.input_stamps
+        health = {"frames_lost_before_arrival": stamps.lost, "clock_mismatched_inputs": stamps.skewed,
+                  "log_lines_written": self.log.lines_written, "log_lines_held_back": self.log.lines_held_back}
         status = node_status(self.get_fully_qualified_name(), self.device, self.state_label, self.error,
-                             self.stats.snapshot(time.monotonic()), self.diagnostic_values())
+                             self.stats.snapshot(time.monotonic()), {**health, **self.diagnostic_values()},
+                             warning=self.diagnostic_warning())
         if self.state_label == "active" and not self.enabled and not self.error:
             status.level, status.message = DiagnosticStatus.WARN, "disabled (parameter enable is false)"
         return status
@@ -281,23 +364,28 @@ class GhttNode(LifecycleNode):
 
 def run_node(node_class, args=None):
     """Entry point of one node process: `python -m ghtt_ros.<node> --ros-args ...` and the bin/ scripts.
-    SIGINT / SIGTERM end it with a lifecycle shutdown (worker stopped, model freed) and exit status 0."""
+    SIGINT / SIGTERM end it with a lifecycle shutdown (worker stopped, model freed) and exit status 0, within 2 s."""
     if node_class.USES_TORCH:
         from ghtt_ros.nodes.device import set_threads
 
         set_threads(1)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = StopSignal()
+    stop = StopSignal(deadline_s=1.5)
     node = node_class()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         node.start()
         while not stop.received and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except Exception:  # outside the node's guarded callbacks: report, and keep the node serving
+                node.get_logger().error(f"the executor caught an exception; it keeps running:\n"
+                                        f"{traceback.format_exc()}")
     finally:
         if node.state_label != "finalized":
             node.trigger_shutdown()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+    exit_process(0)

@@ -48,9 +48,11 @@ class ProcessingStats:
             self.events[reason] += 1
 
     def on_published(self, latency_s, processing_s):
+        """latency_s None: not measurable (the source stamp is on another time base than the node's clock)."""
         with self._lock:
             self.published += 1
-            self._latencies_s.append(latency_s)
+            if latency_s is not None:
+                self._latencies_s.append(latency_s)
             self._processing_s.append(processing_s)
 
     def snapshot(self, now_s):
@@ -75,9 +77,10 @@ class ProcessingStats:
             }
 
 
-def node_status(name, hardware_id, state, error, snapshot, extra=None):
-    """One DiagnosticStatus: ERROR while the node cannot run (error set), WARN when inactive or input is stale.
-    extra: further {key: value} pairs of the node (e.g. the streaming pipeline's counters)."""
+def node_status(name, hardware_id, state, error, snapshot, extra=None, warning=""):
+    """One DiagnosticStatus: ERROR while the node cannot run (error set), WARN when inactive, input is stale or
+    `warning` is set (e.g. stamps and clock disagree). extra: further {key: value} pairs of the node (e.g. the
+    streaming pipeline's counters)."""
     values = {"state": state, "device": hardware_id}
     for key, value in snapshot.items():
         if key == "dropped_by_reason":
@@ -91,6 +94,8 @@ def node_status(name, hardware_id, state, error, snapshot, extra=None):
         level, message = DiagnosticStatus.ERROR, error
     elif state != "active":
         level, message = DiagnosticStatus.WARN, f"node is {state}"
+    elif warning:  # the specific reason first: it often explains missing input too
+        level, message = DiagnosticStatus.WARN, warning
     elif snapshot["seconds_since_input"] is None or snapshot["seconds_since_input"] > STALE_INPUT_S:
         level, message = DiagnosticStatus.WARN, "no input received recently (publisher running? QoS compatible?)"
     else:

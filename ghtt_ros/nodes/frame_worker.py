@@ -49,12 +49,19 @@ class FrameWorker:
         with self._condition:
             return self._condition.wait_for(lambda: not self._pending and not self._busy, timeout)
 
-    def stop(self, timeout=5.0):
+    def request_stop(self):
+        """Discard pending items and end after the item in hand (returns at once)."""
         with self._condition:
             self._running = False
             self._pending.clear()
             self._condition.notify_all()
+
+    def stop(self, timeout=1.0):
+        """request_stop(), then wait for the thread at most timeout s; False when it is still busy (it is a daemon
+        thread and ends with the process; the caller must not free what it uses)."""
+        self.request_stop()
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _run(self):
         while True:

@@ -19,6 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from ghtt_core.estimator.stream import BACKENDS, FrameEstimate, ImageStreamEstimator
 from ghtt_ros.convert import TwoHandArrays, stamp_to_ns, two_hand_pose_to_msg
 from ghtt_ros.nodes.frame_worker import FrameWorker
+from ghtt_ros.nodes.image_transport import missing_images_advice
 from ghtt_ros.images import camera_info_to_intrinsics, depth_to_metres, image_to_rgb
 from ghtt_ros.nodes.base import GhttNode, run_node
 from ghtt_ros.nodes.parameters import ParameterSpec
@@ -47,6 +48,8 @@ ESTIMATOR_PARAMETERS = (
                   "stamp); the others are skipped (0 = as many as the estimator keeps up with).", 0.0, 1000.0,
                   runtime=True),
 )
+# CameraInfo messages keep coming but no image for this long: the images are probably lost in transport (too large).
+MISSING_IMAGES_S = 3.0
 
 
 def estimate_image(stream: ImageStreamEstimator, image_msg, camera_info=None, depth_msg=None) -> FrameEstimate:
@@ -76,10 +79,13 @@ class HandEstimatorNode(GhttNode):
         self.stream = None  # the ImageStreamEstimator while active
         self._inputs = []
         self._output = None
-        self._camera_info = None
+        self._camera_info = None  # the latest valid CameraInfo (None: default field of view)
+        self._camera_info_problem = ""  # why the latest CameraInfo was not usable ("" when it was)
         self._depth = None
         self._rate_limiter = None
         self.camera_infos_received = 0  # CameraInfo messages received while active (the bag evaluation paces on it)
+        self._info_without_image_s = None  # monotonic time of the first CameraInfo since the last image
+        self.transport_problem = ""  # why images do not arrive while their CameraInfo does ("" when they do)
 
     def configure(self, params):
         if params["backend"] == "resnet" and not params["estimator_checkpoint"]:
@@ -89,21 +95,22 @@ class HandEstimatorNode(GhttNode):
 
     def activate(self):
         self.stream = ImageStreamEstimator.from_parameters(self.params, self.device)
-        self._camera_info, self._depth = None, None
+        self._camera_info, self._camera_info_problem, self._depth = None, "", None
+        self._info_without_image_s, self.transport_problem = None, ""
         self._rate_limiter = StampRateLimiter(self.params["max_rate_hz"])
         self.worker = FrameWorker(self._process_image, 1,
                                   lambda msg, error: self.on_worker_error(stamp_to_ns(msg.header.stamp), error),
                                   name=f"{self.get_name()}-estimator")
         overrides = QoSOverridingOptions.with_default_policies()
-        image = self.create_subscription(Image, "image", self._on_image, IMAGE_QOS, qos_overriding_options=overrides)
+        image = self.subscribe(Image, "image", self._on_image, IMAGE_QOS, qos_overriding_options=overrides)
         self.watched_inputs = [image]
         self._inputs = [
             image,
-            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data,
-                                     qos_overriding_options=overrides),
+            self.subscribe(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data,
+                           qos_overriding_options=overrides),
         ]
         if self.params["use_depth"]:
-            self._inputs.append(self.create_subscription(Image, "depth", self._on_depth, IMAGE_QOS))
+            self._inputs.append(self.subscribe(Image, "depth", self._on_depth, IMAGE_QOS))
 
     @property
     def estimator(self):
@@ -115,10 +122,7 @@ class HandEstimatorNode(GhttNode):
             self.destroy_subscription(subscription)
         self._inputs = []
         self.watched_inputs = []
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
-        if self.stream is not None:
+        if self.stop_worker() and self.stream is not None:
             self.stream.close()
         self.stream = None
 
@@ -130,14 +134,45 @@ class HandEstimatorNode(GhttNode):
     # ---- input -------------------------------------------------------------------------------------------------
 
     def _on_camera_info(self, msg):
-        self._camera_info = msg
+        """A calibration is checked where it enters: an unusable one is counted (camera_info_invalid), logged when the
+        camera starts sending such, and the default field of view is used until a valid one arrives."""
         self.camera_infos_received += 1
+        self._check_images_arrive(msg)
+        try:
+            camera_info_to_intrinsics(msg)
+        except ValueError as error:
+            self.stats.on_event("camera_info_invalid")
+            if not self._camera_info_problem:
+                self.get_logger().warning(f"{error}: using the default field of view "
+                                          f"({self.params['default_horizontal_fov_deg']} deg) until a valid one "
+                                          "arrives")
+            self._camera_info, self._camera_info_problem = None, str(error)
+            return
+        if self._camera_info_problem:
+            self.get_logger().info("a valid CameraInfo arrived: using its calibration again")
+        self._camera_info, self._camera_info_problem = msg, ""
+
+    def _check_images_arrive(self, camera_info):
+        now = time.monotonic()
+        if self._info_without_image_s is None:
+            self._info_without_image_s = now
+        silent_s = now - self._info_without_image_s
+        if silent_s > MISSING_IMAGES_S and not self.transport_problem and camera_info.width and camera_info.height:
+            self.transport_problem = missing_images_advice(camera_info.width, camera_info.height, silent_s)
+            self.stats.on_event("images_missing")
+            self.get_logger().warning(self.transport_problem)
 
     def _on_depth(self, msg):
         self._depth = msg
 
     def _on_image(self, msg):
-        if not self.accept_input():
+        self._info_without_image_s, self.transport_problem = None, ""
+        unusable = self.on_input(stamp_to_ns(msg.header.stamp))
+        if unusable:
+            self.drop(unusable, f"image stamped {msg.header.stamp.sec} s {msg.header.stamp.nanosec} ns (camera "
+                                "driver does not stamp its images?)")
+            return
+        if not self.input_enabled():
             return
         if not self._rate_limiter.allow(stamp_to_ns(msg.header.stamp)):
             self.stats.on_event("rate_limited")
@@ -147,6 +182,9 @@ class HandEstimatorNode(GhttNode):
     def apply_runtime_parameter(self, name, value):
         if name == "max_rate_hz" and self._rate_limiter is not None:
             self._rate_limiter.max_rate_hz = value
+
+    def diagnostic_warning(self):
+        return self.transport_problem or super().diagnostic_warning()
 
     # ---- processing (worker thread) ----------------------------------------------------------------------------
 
@@ -159,9 +197,10 @@ class HandEstimatorNode(GhttNode):
         depth = self._depth if self.params["use_depth"] else None
         estimate = estimate_image(stream, msg, camera_info, depth)
         for reason, detail in estimate.events:
-            self.stats.on_event(reason)
             if reason in _LOGGED_EVENTS:
-                self.get_logger().warning(detail, throttle_duration_sec=_LOGGED_EVENTS[reason])
+                self.note_event(reason, detail, period_s=_LOGGED_EVENTS[reason])
+            else:
+                self.stats.on_event(reason)
         for reason, detail in estimate.dropped:
             self.drop(reason, detail)
         if estimate.hands is None:
@@ -171,7 +210,7 @@ class HandEstimatorNode(GhttNode):
 
 
 # Events worth a (throttled) log line, with the throttle period in seconds.
-_LOGGED_EVENTS = {"stamp_backwards": 2.0, "camera_info_invalid": 10.0}
+_LOGGED_EVENTS = {"stamp_backwards": 2.0, "depth_invalid": 10.0}
 
 
 def main(args=None):

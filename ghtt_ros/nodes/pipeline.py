@@ -30,6 +30,7 @@ from ghtt_ros.convert import (
 )
 from ghtt_ros.nodes.base import GhttNode, run_node
 from ghtt_ros.nodes.frame_worker import FrameWorker
+from ghtt_ros.nodes.input_health import StampMonitor
 from ghtt_ros.nodes.parameters import ParameterSpec
 from ghtt_ros.nodes.qos import INPUT_RELIABILITY_PARAMETER, OUTPUT_QOS, input_qos
 from ghtt_ros.nodes.target_frame import TARGET_FRAME_PARAMETERS, TargetFrame, transform_parameter
@@ -74,8 +75,9 @@ PIPELINE_PARAMETERS = (
     ParameterSpec("object_label", "", "Object used when neither the pose message nor the object_label topic names "
                   "one ('' = unknown-object token)."),
     ParameterSpec("publish_latent", False, "Fill ActionRecognition.latent with the action latent."),
-    ParameterSpec("pose_queue_size", 64, "Poses waiting for the model at most (all kept, in order, up to this); "
-                  "when full the oldest is discarded, counted as skipped and logged.", 1, 4096),
+    ParameterSpec("pose_queue_size", 256, "Poses waiting for the model at most (all kept, in order, up to this); "
+                  "when full the oldest is discarded, counted as skipped and logged. A safety net: stale results are "
+                  "skipped long before (docs/ros.md, overload policy).", 1, 4096),
     INPUT_RELIABILITY_PARAMETER,
     ParameterSpec("publish_summary", True, "Publish `prediction_summary` (ghtt/MotionPredictionSummary: mean, "
                   "spread and trust without the samples, for planners) beside `prediction`."),
@@ -130,24 +132,23 @@ class PipelineNode(GhttNode):
         self.get_logger().info(f"loaded {self.checkpoint} ({self.pipeline.model_id}), mode {self.pipeline_config.mode}")
         self._last_stamp_ns = None
         self._target = TargetFrame(self, self.params)
+        self.input_stamps = StampMonitor(self.params["frame_period_s"])
         self.worker = FrameWorker(self._process_frame, self.params["pose_queue_size"],
                                   lambda frame, error: self.on_worker_error(frame.stamp_ns, error),
                                   name=f"{self.get_name()}-model")
         overrides = QoSOverridingOptions.with_default_policies()
-        hands = self.create_subscription(TwoHandPose, "hands", self._on_hands,
-                                         input_qos(self.params["input_reliability"], POSE_INPUT_DEPTH),
-                                         qos_overriding_options=overrides)
+        hands = self.subscribe(TwoHandPose, "hands", self._on_hands,
+                               input_qos(self.params["input_reliability"], POSE_INPUT_DEPTH),
+                               qos_overriding_options=overrides)
         self.watched_inputs = [hands]
-        self._inputs = [hands, self.create_subscription(String, "object_label", self._on_object_label, OUTPUT_QOS)]
+        self._inputs = [hands, self.subscribe(String, "object_label", self._on_object_label, OUTPUT_QOS)]
 
     def deactivate(self):
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
         self.watched_inputs = []
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
+        self.stop_worker()
         if self._target is not None:
             self._target.close()
             self._target = None
@@ -176,11 +177,13 @@ class PipelineNode(GhttNode):
         self._topic_object_label = msg.data
 
     def _on_hands(self, msg):
-        if not self.accept_input():
-            return
         stamp_ns = stamp_to_ns(msg.header.stamp)
-        if stamp_ns == 0:
-            self.drop("zero_stamp", "TwoHandPose with stamp 0 (publisher does not copy the image stamp?)")
+        unusable = self.on_input(stamp_ns)
+        if unusable:
+            self.drop(unusable, f"TwoHandPose stamped {msg.header.stamp.sec} s {msg.header.stamp.nanosec} ns "
+                                "(publisher does not copy the image stamp?)")
+            return
+        if not self.input_enabled():
             return
         try:
             hands = two_hand_pose_from_msg(msg)
@@ -189,9 +192,8 @@ class PipelineNode(GhttNode):
             return
         if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
             # A replay restarted or the clock jumped: the pipeline resets its history on this frame.
-            self.stats.on_event("stamp_backwards")
-            self.get_logger().warning(f"pose stamp went backwards by {(self._last_stamp_ns - stamp_ns) / 1e9:.3f} s:"
-                                      " history reset", throttle_duration_sec=2.0)
+            self.note_event("stamp_backwards", f"pose stamp went backwards by "
+                                               f"{(self._last_stamp_ns - stamp_ns) / 1e9:.3f} s: history reset")
         self._last_stamp_ns = stamp_ns
         frame = FrameInput(stamp_ns=stamp_ns, joints=hands.joints, presence=hands.presence,
                            confidence=hands.confidence, frame_id=hands.frame_id,
@@ -207,10 +209,14 @@ class PipelineNode(GhttNode):
 
     def _process_frame(self, frame):
         started = time.monotonic()
-        pipeline = self.pipeline
+        pipeline, worker = self.pipeline, self.worker
         if pipeline is None:
             return
-        result = pipeline.push(frame)
+        # Overload policy: every pose enters the history (no gaps, no resets); but when the poses of the next two
+        # results are already waiting, the model is more than a clip behind and this result would be stale when
+        # published: skip it, so the newest result comes sooner and the backlog shrinks.
+        behind = worker.pending if worker is not None else 0
+        result = pipeline.push(frame, skip_result=behind >= 2 * self.params["clip_stride"])
         if result is None:
             return
         transform = self._target.transform_from(result.frame_id)
@@ -277,8 +283,9 @@ class PipelineNode(GhttNode):
         worker = self.worker
         return {"history_resets": stats.resets, "filled_missing_frames": stats.dropped_frames,
                 "duplicate_stamps": stats.duplicate_frames, "invalid_hands": stats.invalid_hands,
-                "results": stats.results, "queued_poses": worker.pending if worker is not None else 0,
-                "model_id": pipeline.model_id}
+                "implausible_hands": stats.implausible_hands, "results": stats.results,
+                "results_skipped": stats.results_skipped,
+                "queued_poses": worker.pending if worker is not None else 0, "model_id": pipeline.model_id}
 
 
 def main(args=None):

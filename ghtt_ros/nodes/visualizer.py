@@ -58,7 +58,7 @@ class VisualizerNode(GhttNode):
         qos = input_qos(self.params["input_reliability"], INPUT_DEPTH)
         self._limiters = {topic: StampRateLimiter(self.params["max_rate_hz"]) for topic, _ in INPUTS}
         self.watched_inputs = [
-            self.create_subscription(msg_type, topic, lambda msg, t=topic: self._on_message(msg, t), qos)
+            self.subscribe(msg_type, topic, lambda msg, t=topic: self._on_message(msg, t), qos)
             for topic, msg_type in INPUTS
         ]
 
@@ -79,7 +79,12 @@ class VisualizerNode(GhttNode):
 
     def _on_message(self, msg, topic):
         started = time.monotonic()
-        if not self.accept_input():
+        # Only live poses are checked against the clock: refined clips and predictions carry older stamps by design.
+        unusable = self.on_input(stamp_to_ns(msg.header.stamp), check_stamps=topic == "hands")
+        if unusable:
+            self.drop(unusable, f"{type(msg).__name__} stamped {msg.header.stamp.sec} s")
+            return
+        if not self.input_enabled():
             return
         if self._output.get_subscription_count() == 0:
             self.stats.on_event("no_marker_subscriber")

@@ -1,6 +1,8 @@
 """Camera maths: intrinsics, projection, solving a hand's translation, REP-118 depth images."""
 
 import math
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,11 +12,22 @@ from ghtt_core.estimator.camera import (
     back_project,
     depth_image_to_metres,
     depth_image_to_points,
+    place_hand,
     project,
     sample_depth,
     solve_translation,
     solve_translation_with_depth,
 )
+
+BROKEN_CALIBRATIONS = {  # what drivers have published; each used to hang the solver or place hands at 1e30 m
+    "fx_inf": dict(fx=math.inf, fy=math.inf),
+    "fx_nan": dict(fx=math.nan),
+    "fx_1e-30": dict(fx=1e-30, fy=1e-30),
+    "cx_nan": dict(cx=math.nan, cy=math.nan),
+    "zeros": dict(fx=0.0, fy=0.0, cx=0.0, cy=0.0),
+    "cx_outside": dict(cx=5000.0),
+    "fx_huge": dict(fx=1e9),
+}
 
 
 def _hand_shape(rng):
@@ -70,6 +83,60 @@ def test_solve_translation_rejects_bad_shapes():
     cam = CameraIntrinsics.from_fov(640, 480)
     with pytest.raises(ValueError, match="N >= 2"):
         solve_translation(np.zeros((21, 2)), np.zeros((21, 2)), cam)
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_CALIBRATIONS))
+def test_broken_calibrations_are_refused_where_intrinsics_are_made(broken):
+    values = dict(fx=500.0, fy=500.0, cx=320.0, cy=240.0, width=640, height=480) | BROKEN_CALIBRATIONS[broken]
+    with pytest.raises(ValueError, match="finite|positive|implausible|outside"):
+        CameraIntrinsics(**values)
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_CALIBRATIONS))
+def test_the_placement_solver_returns_within_50_ms_on_broken_intrinsics(broken):
+    """Whatever object the intrinsics come in (here one that skips CameraIntrinsics' checks), the solver answers
+    quickly: with a translation or a ValueError, never a hang."""
+    rng = np.random.default_rng(5)
+    good = CameraIntrinsics.from_fov(640, 480)
+    shape = _hand_shape(rng)
+    pixels = project(shape + [0.05, 0.0, 0.6], good)
+    intrinsics = SimpleNamespace(**(dict(fx=good.fx, fy=good.fy, cx=good.cx, cy=good.cy, width=640, height=480)
+                                    | BROKEN_CALIBRATIONS[broken]))
+    for solve in (lambda: solve_translation(shape, pixels, intrinsics),
+                  lambda: place_hand(shape, pixels, intrinsics, np.full(21, 0.6))):
+        started = time.perf_counter()
+        try:
+            translation = solve()
+        except ValueError as error:
+            assert "finite" in str(error) or "implausible" in str(error) or "diverged" in str(error)
+        else:
+            translation = translation[0] if isinstance(translation, tuple) else translation
+            assert np.isfinite(translation).all() and translation[2] < 20.0
+        assert time.perf_counter() - started < 0.05
+
+
+def test_non_finite_landmarks_are_refused():
+    cam = CameraIntrinsics.from_fov(640, 480)
+    shape = _hand_shape(np.random.default_rng(6))
+    pixels = project(shape + [0.0, 0.0, 0.5], cam)
+    pixels[3] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        solve_translation(shape, pixels, cam)
+
+
+@pytest.mark.parametrize("garbage", ["random", "far"])
+def test_garbage_depth_is_rejected_and_the_monocular_placement_used(garbage):
+    rng = np.random.default_rng(7)
+    cam = CameraIntrinsics.from_fov(640, 480)
+    shape, true_t = _hand_shape(rng), np.array([0.05, -0.02, 0.6])
+    pixels = project(shape + true_t, cam)
+    # random 16UC1 noise (valid range 0.05-10 m) or a consistent but impossible 9 m (misaligned depth stream)
+    measured = rng.uniform(0.05, 10.0, 21) if garbage == "random" else np.full(21, 9.0)
+    t, rejected = place_hand(shape, pixels, cam, measured)
+    assert rejected
+    np.testing.assert_allclose(t, solve_translation(shape, pixels, cam))
+    good, rejected = place_hand(shape, pixels, cam, (shape + true_t)[:, 2] + 0.01)
+    assert not rejected and good[2] == pytest.approx(true_t[2] + 0.01, abs=1e-6)
 
 
 def test_translation_from_depth_is_robust_to_background_hits():

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ghtt_core.estimator.camera import CameraIntrinsics, project
+from ghtt_core.estimator.camera import CameraIntrinsics, depth_image_to_metres, project
 from ghtt_core.estimator.media import iter_rgb_frames
 from ghtt_core.estimator.mediapipe_backend import MediaPipeConfig, MediaPipeHandEstimator
 from ghtt_core.estimator.offline import estimate_frames
@@ -132,6 +132,16 @@ def test_depth_image_sets_the_hand_depth(photo_estimator):
     assert np.median(hands.joints[side, :, 2]) == pytest.approx(0.8, abs=0.03)
     with pytest.raises(ValueError, match="depth image shape"):
         photo_estimator.estimate(image, depth=depth[:-1])
+
+
+def test_garbage_depth_is_flagged_and_the_monocular_placement_used(photo_estimator):
+    image = next(iter_rgb_frames(fixture_path("images/pixabay/hand_thumb_up.jpg")))[1]
+    monocular = photo_estimator.estimate(image)
+    random_mm = np.random.default_rng(0).integers(1, 65535, image.shape[:2], dtype=np.uint16)
+    garbage = depth_image_to_metres(random_mm, "16UC1")  # what a broken 16UC1 stream decodes to
+    hands = photo_estimator.estimate(image, depth=garbage)
+    assert hands.depth_rejected == int(monocular.presence.sum()) >= 1
+    np.testing.assert_allclose(hands.joints, monocular.joints, atol=1e-6)
 
 
 def test_bad_input_is_rejected_before_mediapipe(photo_estimator):

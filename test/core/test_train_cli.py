@@ -43,6 +43,7 @@ def test_train_pose_then_report_from_the_command_line(tmp_path, capsys):
     assert model.training.step == 3 and model.config.pose.lambda_kl == 0.001
     assert model.config.pose.transformer.d_model == 32
     assert model.provenance["command"].startswith("ghtt")
+    assert model.model_id.startswith("pose-data-")  # <file>-<training data folder>-<weights digest>
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows if row["split"] == "train"] == [1, 2, 3]
     assert [row["split"] for row in rows].count("val") == 1

@@ -100,6 +100,10 @@ def test_newest_images_are_processed_under_overload_with_bounded_memory(estimato
         probe.publish_image(photo_bgr, probe.now_ns())
         probe.spin_until(lambda: False, 0.1)
     assert probe.spin_until(lambda: len(probe.hands) >= 1, 20)
+    # every warm-up image processed (estimated, skipped or dropped) and its pose delivered before counting starts
+    probe.diagnostic(lambda v: float(v.get("seconds_since_input", 0)) > 0.5 and int(v["outputs_published"])
+                     + int(v["frames_skipped"]) + int(v["frames_dropped"]) >= int(v["frames_received"]), 30)
+    probe.spin_until(lambda: False, 0.5)
     rss_before = process.memory_info().rss
     probe.hands.clear()
 
