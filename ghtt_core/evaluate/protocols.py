@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ghtt_core.evaluate import baselines
-from ghtt_core.evaluate.metrics import ade, apd, fde, mpjpe, mpjpe_pa, mpjpe_ra
+from ghtt_core.evaluate.metrics import apd, mpjpe_pa, mpjpe_ra, sample_errors
 from ghtt_core.flattened import FlattenedInputs, FlattenedModel
 from ghtt_core.inference import DEFAULT_END_TOLERANCE_FRAMES, DEFAULT_TEMPERATURE, GHTTInference, MotionForecast
 from ghtt_core.representation import encode_features, placement_from_features
@@ -406,31 +406,40 @@ def _fid_features(fid_net, windows: PredictionWindows, samples, counted):
 
 
 def evaluate_prediction(predictor: Predictor, windows: PredictionWindows, num_random_samples: int = 20,
-                        batch_size: int = 64, seed: int = 0, fid_net=None) -> PredictionRecord:
-    """Run `predictor` over the windows in batches: the deterministic pass plus num_random_samples draws."""
+                        batch_size: int = 64, seed: int = 0, fid_net=None, progress: bool = False) -> PredictionRecord:
+    """Run `predictor` over the windows in batches: the deterministic pass plus num_random_samples draws.
+    progress: a tqdm bar (stderr) over the windows."""
+    from tqdm import tqdm
+
     generator = torch.Generator().manual_seed(seed)
     num_samples = num_random_samples + 1 if predictor.stochastic else 1
     parts = []
+    bar = tqdm(total=len(windows), desc=predictor.name, unit="window", disable=not progress, mininterval=5.0,
+               dynamic_ncols=True)
     for first in range(0, len(windows), batch_size):
         batch = windows.select(slice(first, first + batch_size))
         forecast = predictor.predict(batch, num_samples, generator)
         samples = forecast.joints.cpu().double()
         counted = batch.future_presence & forecast.hand_present.cpu()[:, None, :]
-        gt = batch.future_joints.double()
+        # Every ADE / FDE variant below is a reduction of these per-sample, per-frame errors, computed once.
+        errors = sample_errors(samples, batch.future_joints.double(), counted, batch.future_valid)
+        deterministic = errors.samples(slice(0, 1))
         random_samples = samples[:, 1:] if predictor.stochastic else samples
-        metric_args = (random_samples, gt, counted, batch.future_valid)
+        random_errors = errors.samples(slice(1, None)) if predictor.stochastic else errors
         nan = torch.full((len(batch), 2), float("nan"), dtype=torch.float64)
         parts.append(dict(
-            deterministic_ade=ade(samples[:, :1], gt, counted, batch.future_valid).values,
-            deterministic_fde=fde(samples[:, :1], gt, counted, batch.future_valid).values,
-            ade_mean=ade(*metric_args, mode="mean").values if predictor.stochastic else nan,
-            ade_best=ade(*metric_args, mode="best").values if predictor.stochastic else nan,
-            fde_mean=fde(*metric_args, mode="mean").values if predictor.stochastic else nan,
-            fde_best=fde(*metric_args, mode="best").values if predictor.stochastic else nan,
+            deterministic_ade=deterministic.ade().values,
+            deterministic_fde=deterministic.fde().values,
+            ade_mean=random_errors.ade("mean").values if predictor.stochastic else nan,
+            ade_best=random_errors.ade("best").values if predictor.stochastic else nan,
+            fde_mean=random_errors.fde("mean").values if predictor.stochastic else nan,
+            fde_best=random_errors.fde("best").values if predictor.stochastic else nan,
             apd=apd(random_samples, counted, batch.future_valid).values if predictor.stochastic else nan,
-            frame_errors=mpjpe(samples[:, 0], gt, counted, batch.future_valid).values,
+            frame_errors=errors.by_frame(0),
             fid_features=None if fid_net is None else _fid_features(fid_net, batch, random_samples.float(), counted),
         ))
+        bar.update(len(batch))
+    bar.close()
     merged = {name: None if parts[0][name] is None else torch.cat([part[name] for part in parts])
               for name in parts[0]}
     return PredictionRecord(name=predictor.name, num_random_samples=num_random_samples if predictor.stochastic else 0,
