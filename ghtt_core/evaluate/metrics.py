@@ -176,6 +176,17 @@ def top1_accuracy(predicted, labels) -> float:
     return (predicted == labels).double().mean().item()
 
 
+def top_k_accuracy(ranked, labels) -> float:
+    """Fraction of the N items whose label is among their k highest-ranked classes. ranked: (N, k) class indices,
+    best first; labels: (N,)."""
+    ranked = torch.as_tensor(ranked)
+    if ranked.dim() != 2 or ranked.dtype.is_floating_point:
+        raise ValueError(f"ranked must be integer class indices of shape (N, k), got {ranked.dtype} "
+                         f"{tuple(ranked.shape)}")
+    _, labels = _label_inputs(ranked[:, 0], labels)
+    return (ranked == labels[:, None]).any(dim=1).double().mean().item()
+
+
 def confusion_matrix(predicted, labels, num_classes: int) -> torch.Tensor:
     """(C, C) counts; row = true class, column = predicted class."""
     predicted, labels = _label_inputs(predicted, labels)

@@ -103,6 +103,15 @@ def register(subparsers):
     report.add_argument("--seed", type=int, default=0, help="seed of the window subset and the samples")
     report.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     report.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    report.add_argument("--min-future-frames", action="store_true",
+                        help="prediction windows need a full 1 s / 2 s (30 / 60 frames) after their 16 observed "
+                             "frames, as papers that require a full future count them; default: 30 / 60 frames from "
+                             "the window start, observed frames included (the authors' code; docs/training.md)")
+    report.add_argument("--long-actions", choices=("first", "sliding"), default="first",
+                        help="recognition of actions longer than the A-Block's capacity (16 clips = 256 frames): "
+                             "'first' scores their first 256 frames (the authors' evaluation), 'sliding' averages "
+                             "the class scores over windows of 16 clips every 8 clips")
+    report.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     report.add_argument("--gru-steps", type=int, default=0,
                         help="also train the BiGRU recognition baseline for this many steps (batch 32) on "
                              "--gru-train-split and score it on the same actions (0 = no baseline)")
@@ -356,7 +365,9 @@ def _training_report(args):
             raise ValueError(f"{args.data}: no sequences in split {args.gru_train_split!r} to train the BiGRU on")
     report = heldout_report(load_checkpoint(args.checkpoint), sequences, num_random_samples=args.samples,
                             max_windows=args.max_windows, seed=args.seed, gru_train_sequences=gru_train,
-                            gru_steps=args.gru_steps)
+                            gru_steps=args.gru_steps,
+                            count_from="observation_end" if args.min_future_frames else "window_start",
+                            long_actions=args.long_actions, progress=not args.no_progress)
     report["command"] = " ".join(["ghtt", *sys.argv[1:]])
     text = json.dumps(report, indent=1)
     if args.out:

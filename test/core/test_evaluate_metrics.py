@@ -106,6 +106,16 @@ def test_accuracy_confusion_and_per_class():
     assert math.isnan(per_class[3].item())
 
 
+def test_top_k_accuracy_counts_the_label_anywhere_in_the_first_k():
+    ranked = torch.tensor([[2, 0, 1], [1, 2, 0], [0, 1, 2], [2, 1, 0]])
+    labels = torch.tensor([0, 1, 2, 2])
+    assert metrics.top_k_accuracy(ranked[:, :1], labels) == metrics.top1_accuracy(ranked[:, 0], labels) == 0.5
+    assert metrics.top_k_accuracy(ranked[:, :2], labels) == 0.75
+    assert metrics.top_k_accuracy(ranked, labels) == 1.0
+    with pytest.raises(ValueError, match="ranked"):
+        metrics.top_k_accuracy(ranked[:, 0], labels)
+
+
 def displaced_samples():
     """Two samples of 3 future frames: sample a is 1, 2, 3 mm off along x per frame, sample b 3 mm throughout."""
     gt = random_hands(3)
