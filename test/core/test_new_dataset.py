@@ -107,3 +107,13 @@ def test_both_stages_train_with_val_fraction_keep_the_best_checkpoint_and_resume
     action_best = load_checkpoint(action_dir / "model_best.pt", require="full")
     assert action_best.provenance["validation"]["recordings"] == held_out  # the same recordings in both stages
     assert [row["step"] for row in read_metrics(action_dir / "metrics.jsonl") if row["split"] == "val"] == [2]
+
+
+def test_data_card_runs_with_its_default_views_and_splits_on_the_converted_dataset(converted, capsys):
+    # every default but the BiGRU's training length (1000 steps: minutes, not a unit test's seconds)
+    assert main(["data", "card", str(converted), "--gru-steps", "20", "--no-progress"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["views"] == ["color"] and card["train_actions"] == 9 and card["test_actions"] == 3
+    assert card["classes"] == 3 and card["chance_accuracy"] == 0.333 and card["bigru_steps"] == 20
+    assert 0.0 <= card["bigru_accuracy"] <= 1.0 and 0.0 <= card["nearest_neighbour_mean_pose_accuracy"] <= 1.0
+    assert card["zero_velocity_windows"] == 3 * 2 and card["zero_velocity_ade_1s_mm"] > 0.0  # 72 frames: 2 windows
