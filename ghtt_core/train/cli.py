@@ -243,10 +243,14 @@ def _training_and_validation(args) -> tuple[list, list, dict]:
 
 
 def _warn_without_validation(args, what: str):
-    source = f"split {args.val_split!r} of {args.data}" if args.val_split else "--val-split ''"
-    print(f"warning: training without validation: {source} has no {what}, so there are no val rows in the log, no "
+    if args.val_fraction is not None:
+        source, advice = "the recordings held out by --val-fraction have", "Hold out more with a larger --val-fraction."
+    else:
+        source = f"split {args.val_split!r} of {args.data} has" if args.val_split else "--val-split '' has"
+        advice = "Hold out training recordings with --val-fraction 0.1."
+    print(f"warning: training without validation: {source} no {what}, so there are no val rows in the log, no "
           f"best checkpoint, and --val-every{' and --val-window-stride' if what == 'windows' else ''} do nothing. "
-          f"Hold out training recordings with --val-fraction 0.1.", file=sys.stderr, flush=True)
+          f"{advice}", file=sys.stderr, flush=True)
 
 
 def _summary(stage: str, result, checkpoint: Path) -> str:

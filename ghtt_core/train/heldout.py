@@ -89,23 +89,15 @@ def recognition_report(inference: GHTTInference, sequences: protocols.Recognitio
         scores["motion_only"].append(class_scores(inference, observation))
         scores["with_object"].append(class_scores(inference, observation, object_names=names))
     scores = {name: torch.cat(parts) for name, parts in scores.items()}
-    if long_actions is not None and long_actions.rows:
-        position = {row: index for index, row in enumerate(known)}
-        long_known = [i for i, row in enumerate(long_actions.rows) if row in position]
-        if long_known:
-            rows = [position[long_actions.rows[i]] for i in long_known]
-            uncut = long_actions.clips.select(long_known)
-            capacity = inference.action_block.cfg.max_clips
-            scores["motion_only"][rows] = sliding_window_scores(inference, uncut, capacity)
-            scores["with_object"][rows] = sliding_window_scores(inference, uncut, capacity,
-                                                                nouns=[nouns[row] for row in rows])
+    if long_actions is not None:
+        _rescore_long_actions(inference, scores, long_actions, known, nouns)
     labels = sequences.labels
     k = min(top_k, len(taxonomy.actions))
     majority = float(torch.bincount(labels).max()) / len(labels)
     same_object = [sum(a.noun == noun for a in taxonomy.actions) for noun in nouns]
     report = {"actions": len(labels), "actions_outside_taxonomy": outside, "classes": len(taxonomy.actions)}
-    for name, class_scores_of in scores.items():
-        ranked = class_scores_of.topk(k, dim=1).indices
+    for name, matrix in scores.items():
+        ranked = matrix.topk(k, dim=1).indices
         report[f"top1_{name}"] = top1_accuracy(ranked[:, 0], labels)
         report[f"top{top_k}_{name}"] = top_k_accuracy(ranked, labels)
     report.update({
@@ -116,6 +108,20 @@ def recognition_report(inference: GHTTInference, sequences: protocols.Recognitio
         "objects": len(taxonomy.objects),
     })
     return report
+
+
+def _rescore_long_actions(inference, scores: dict, long_actions: LongActions, known: list, nouns: list):
+    """Replace the (N, C) score rows of the long actions among the scored ones (`known`: their rows in the
+    recognition set) by the mean over their sliding windows, with and without the object token."""
+    position = {row: index for index, row in enumerate(known)}
+    long_known = [i for i, row in enumerate(long_actions.rows) if row in position]
+    if not long_known:
+        return
+    rows = [position[long_actions.rows[i]] for i in long_known]
+    uncut = long_actions.clips.select(long_known)
+    capacity = inference.action_block.cfg.max_clips
+    scores["motion_only"][rows] = sliding_window_scores(inference, uncut, capacity)
+    scores["with_object"][rows] = sliding_window_scores(inference, uncut, capacity, nouns=[nouns[row] for row in rows])
 
 
 def prediction_report(inference: GHTTInference, sequences, num_random_samples: int, max_windows: int,

@@ -117,3 +117,23 @@ def test_data_card_runs_with_its_default_views_and_splits_on_the_converted_datas
     assert card["classes"] == 3 and card["chance_accuracy"] == 0.333 and card["bigru_steps"] == 20
     assert 0.0 <= card["bigru_accuracy"] <= 1.0 and 0.0 <= card["nearest_neighbour_mean_pose_accuracy"] <= 1.0
     assert card["zero_velocity_windows"] == 3 * 2 and card["zero_velocity_ade_1s_mm"] > 0.0  # 72 frames: 2 windows
+
+
+def test_data_card_help_explains_every_option(capsys):
+    from ghtt_core.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["data", "card", "--help"])
+    text = capsys.readouterr().out
+    data = build_parser()._subparsers._group_actions[0].choices["data"]
+    card = data._subparsers._group_actions[0].choices["card"]
+    for action in card._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help and action.option_strings[-1] in text, action.option_strings
+
+
+def test_data_card_names_the_views_and_splits_it_could_use(converted, error_line):
+    assert main(["data", "card", str(converted), "--views", "front"]) == 2
+    assert "no sequences in view(s) ['front'] (views: ['color']); choose with --views" in error_line("ghtt")
+    assert main(["data", "card", str(converted), "--test-split", "val"]) == 2
+    assert "no recordings in split 'val' (splits: ['test', 'train']); choose one with --test-split" in error_line("ghtt")
