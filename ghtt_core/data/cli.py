@@ -85,12 +85,22 @@ def register(subparsers):
                              "recognition)")
     tracks.set_defaults(handler=_from_tracks)
 
-    card = commands.add_parser("card", help="difficulty baselines of a dataset (nearest neighbour, GRU, zero velocity)")
-    card.add_argument("root", type=Path, help="dataset folder (ghtt format) with train and test splits")
-    card.add_argument("--view", default="front", help="camera view the baselines use (default front)")
-    card.add_argument("--train-seconds", type=float, default=120.0,
-                      help="time budget of the GRU recognition baseline's training (default 120)")
-    card.add_argument("--seed", type=int, default=0, help="seed of the GRU baseline (default 0)")
+    card = commands.add_parser(
+        "card", help="difficulty baselines of a dataset (chance, nearest neighbour, BiGRU, zero velocity)",
+        description="How hard a dataset is (docs/dataset.md, 'Dataset card'): on the ground-truth poses of whole "
+        "actions, trained on one split and scored on another, the chance level, 1-nearest-neighbour on the mean "
+        "wrist-relative pose, the BiGRU recognition baseline that `ghtt training-report --gru-steps` also reports, "
+        "and the 1-s error of holding the last pose. Prints JSON.")
+    card.add_argument("root", type=Path, help="dataset folder (ghtt format, e.g. from `ghtt data convert`)")
+    card.add_argument("--views", default=None,
+                      help="comma-separated camera views the baselines use (default: every view of each recording)")
+    card.add_argument("--train-split", default="train", help="split the baselines are trained on (default train)")
+    card.add_argument("--test-split", default="test", help="split the baselines are scored on (default test)")
+    card.add_argument("--gru-steps", type=int, default=1000,
+                      help="training steps (batch 32) of the BiGRU baseline (default 1000)")
+    card.add_argument("--seed", type=int, default=0, help="seed of the BiGRU baseline (default 0)")
+    card.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    card.add_argument("--no-progress", action="store_true", help="no progress bar for the BiGRU training")
     card.set_defaults(handler=_card)
 
 
@@ -171,7 +181,14 @@ def _card(args):
     from ghtt_core.data.difficulty import difficulty_report
     from ghtt_core.data.storage import StoredDataset
 
-    report = difficulty_report(StoredDataset(args.root), view=args.view, train_seconds=args.train_seconds,
-                               seed=args.seed)
+    import torch
+
+    if args.gru_steps < 1:
+        raise ValueError(f"--gru-steps must be >= 1, got {args.gru_steps}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = difficulty_report(StoredDataset(args.root), views=args.views.split(",") if args.views else None,
+                               train_split=args.train_split, test_split=args.test_split, gru_steps=args.gru_steps,
+                               seed=args.seed, progress=not args.no_progress)
     print(json.dumps(report, indent=1))
 

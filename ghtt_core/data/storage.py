@@ -154,15 +154,17 @@ class StoredDataset:
             raise ValueError(f"no view split {name!r}; available: {sorted(views)}")
         return list(views[name])
 
-    def recordings(self, split=None):
+    def recordings(self, split=None, names=None):
+        """Recordings of `split` (all splits if None); names: only the recordings of these names."""
         for entry in self.entries:
-            if split is None or entry["split"] == split:
+            if (split is None or entry["split"] == split) and (names is None or entry["name"] in names):
                 yield load_recording(self.root / entry["file"], entry["name"], entry["subject"], entry["split"])
 
-    def sequences(self, split=None, views=None):
-        """Per-view HandSequences of the recordings in `split` (all splits if None), for `views` (all if None)."""
+    def sequences(self, split=None, views=None, names=None):
+        """Per-view HandSequences of the recordings in `split` (all splits if None), for `views` (all if None);
+        names: only the recordings of these names."""
         out = []
-        for recording in self.recordings(split):
+        for recording in self.recordings(split, names):
             for view in views if views is not None else recording.views:
                 if view in recording.views:
                     out.append(recording.view(view))

@@ -22,9 +22,14 @@ class FitOptions:
 
 
 def fit(model: torch.nn.Module, num_items: int, batch_loss: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
-        options: FitOptions) -> list[float]:
+        options: FitOptions, progress_label: str | None = None) -> list[float]:
     """AdamW over shuffled mini-batches of item indices for options.steps steps; batch_loss(indices, generator)
-    returns the scalar loss of a batch. Returns the loss of every step; the model is left in eval mode."""
+    returns the scalar loss of a batch. Returns the loss of every step; the model is left in eval mode.
+    progress_label: show a tqdm bar (stderr) over the steps with this label (None: no bar)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=options.steps, desc=progress_label, unit="step", disable=progress_label is None,
+               mininterval=5.0, dynamic_ncols=True)
     generator = torch.Generator().manual_seed(options.seed)
     torch.manual_seed(options.seed)  # the model's own randomness (latent draws, dropout of memories)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate)
@@ -38,7 +43,9 @@ def fit(model: torch.nn.Module, num_items: int, batch_loss: Callable[[torch.Tens
             torch.nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip_norm)
             optimizer.step()
             losses.append(loss.item())
+            bar.update(1)
             if len(losses) == options.steps:
                 break
+    bar.close()
     model.eval()
     return losses

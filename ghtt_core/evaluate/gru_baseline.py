@@ -76,18 +76,38 @@ def sequence_inputs(sequences: RecognitionSequences, frames: int) -> torch.Tenso
     return frame_features(joints[rows, index], presence[rows, index])
 
 
-def train_gru_baseline(model: GRUClassifier, train: RecognitionSequences, options: FitOptions) -> list[float]:
+def baseline_fit_options(steps: int, seed: int = 0) -> FitOptions:
+    """The baseline's training recipe (batch 32, learning rate 2e-3) for a number of steps."""
+    return FitOptions(steps=steps, batch_size=32, learning_rate=2e-3, seed=seed)
+
+
+def train_gru_baseline(model: GRUClassifier, train: RecognitionSequences, options: FitOptions,
+                       progress_label: str | None = None) -> list[float]:
     """Cross-entropy over whole training actions (labels outside the taxonomy are left out); returns the loss of
     every step."""
-    known = train.labels >= 0
-    features, labels = sequence_inputs(train, model.cfg.frames)[known], train.labels[known]
+    return fit_gru_features(model, sequence_inputs(train, model.cfg.frames), train.labels, options, progress_label)
+
+
+def fit_gru_features(model: GRUClassifier, features: torch.Tensor, labels: torch.Tensor, options: FitOptions,
+                     progress_label: str | None = None) -> list[float]:
+    """train_gru_baseline on ready inputs: features (N, frames, 134) (sequence_inputs), labels (N,) (-1 = outside
+    the taxonomy, left out)."""
+    known = labels >= 0
+    features, labels = features[known], labels[known]
     if not len(labels):
         raise ValueError("no training action with a class of the taxonomy")
 
     def batch_loss(batch, generator):
         return nn.functional.cross_entropy(model(features[batch]), labels[batch])
 
-    return fit(model, len(labels), batch_loss, options)
+    return fit(model, len(labels), batch_loss, options, progress_label)
+
+
+@torch.no_grad()
+def predict_classes(model: GRUClassifier, features: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """features (N, frames, 134) -> (N,) predicted class indices."""
+    model.eval()
+    return torch.cat([model(part).argmax(dim=-1) for part in features.split(batch_size)])
 
 
 @dataclass
@@ -97,7 +117,5 @@ class GRURecognizer:
     model: GRUClassifier
     name: str = "BiGRU (raw joints)"
 
-    @torch.no_grad()
     def recognize(self, sequences: RecognitionSequences) -> torch.Tensor:
-        self.model.eval()
-        return self.model(sequence_inputs(sequences, self.model.cfg.frames)).argmax(dim=-1)
+        return predict_classes(self.model, sequence_inputs(sequences, self.model.cfg.frames))

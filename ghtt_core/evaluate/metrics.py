@@ -91,10 +91,10 @@ def _counted_hands(presence, frame_valid, hands_shape) -> torch.Tensor:
 
 def _with_placeholders(name: str, joints: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
     """Check that counted hands are finite and replace the others by the placeholder hand."""
-    counted = counted.expand(joints.shape[:-2])
-    if not torch.isfinite(joints[counted]).all():
+    replaced = torch.where(counted[..., None, None], joints, _PLACEHOLDER_HAND.to(joints.device))
+    if not torch.isfinite(replaced).all():  # the placeholder is finite: only a counted hand can fail
         raise ValueError(f"{name} has NaN or inf for a hand that counts")
-    return torch.where(counted[..., None, None], joints, _PLACEHOLDER_HAND.to(joints.device))
+    return replaced
 
 
 def _pose_inputs(pred, gt, presence, frame_valid):
@@ -176,6 +176,17 @@ def top1_accuracy(predicted, labels) -> float:
     return (predicted == labels).double().mean().item()
 
 
+def top_k_accuracy(ranked, labels) -> float:
+    """Fraction of the N items whose label is among their k highest-ranked classes. ranked: (N, k) class indices,
+    best first; labels: (N,)."""
+    ranked = torch.as_tensor(ranked)
+    if ranked.dim() != 2 or ranked.dtype.is_floating_point:
+        raise ValueError(f"ranked must be integer class indices of shape (N, k), got {ranked.dtype} "
+                         f"{tuple(ranked.shape)}")
+    _, labels = _label_inputs(ranked[:, 0], labels)
+    return (ranked == labels[:, None]).any(dim=1).double().mean().item()
+
+
 def confusion_matrix(predicted, labels, num_classes: int) -> torch.Tensor:
     """(C, C) counts; row = true class, column = predicted class."""
     predicted, labels = _label_inputs(predicted, labels)
@@ -191,30 +202,58 @@ def per_class_accuracy(predicted, labels, num_classes: int) -> torch.Tensor:
     return torch.where(totals > 0, matrix.diagonal() / totals.clamp_min(1), torch.full_like(totals, float("nan")))
 
 
-def _prediction_inputs(samples, gt, presence, frame_valid):
-    """samples (..., S, T, 2, 21, 3), gt (..., T, 2, 21, 3) -> both with placeholders, counted (..., T, 2)."""
+def _check_mode(mode: str):
+    if mode not in SAMPLE_MODES:
+        raise ValueError(f"mode must be one of {SAMPLE_MODES}, got {mode!r}")
+
+
+@dataclass
+class SampleErrors:
+    """Displacement errors of S predicted futures against one ground truth, computed once and reduced many ways.
+
+    frames:  (..., S, T, 2) mm, per sample, future frame and hand: the mean distance over joints {0, 2..20} (values of
+             hands that do not count are those of a placeholder hand: never read unmasked).
+    counted: (..., T, 2) bool, the hands that count per future frame.
+    """
+
+    frames: torch.Tensor
+    counted: torch.Tensor
+
+    def samples(self, index) -> "SampleErrors":
+        """The errors of the samples at `index` (a slice along S)."""
+        return SampleErrors(self.frames[..., index, :, :], self.counted)
+
+    def per_sample_ade(self) -> torch.Tensor:
+        """(..., S, 2): the mean over the counted frames of each sample."""
+        return _masked_mean(self.frames, self.counted.unsqueeze(-3), dim=-2)[0]
+
+    def ade(self, mode: str = "mean") -> HandMetric:
+        _check_mode(mode)
+        return _hand_metric(_reduce_samples(self.per_sample_ade(), mode), self.counted.any(dim=-2))
+
+    def fde(self, mode: str = "mean") -> HandMetric:
+        _check_mode(mode)
+        last = _last_present_index(self.counted)  # (..., 2)
+        index = last.unsqueeze(-2).unsqueeze(-2).expand(*self.frames.shape[:-2], 1, NUM_HANDS)
+        final = self.frames.gather(-2, index).squeeze(-2)  # (..., S, 2)
+        return _hand_metric(_reduce_samples(final, mode), self.counted.any(dim=-2))
+
+    def by_frame(self, sample: int = 0) -> torch.Tensor:
+        """(..., T, 2) the errors of one sample, NaN where the hand does not count (as mpjpe's values)."""
+        return torch.where(self.counted, self.frames[..., sample, :, :], float("nan"))
+
+
+def sample_errors(samples, gt, presence, frame_valid=None) -> SampleErrors:
+    """samples (..., S, T, 2, 21, 3) and gt (..., T, 2, 21, 3) metres; presence (..., T, 2) and frame_valid (..., T)
+    say which future frames count per hand. Counted hands must be finite."""
     samples, gt = _as_joints("samples", samples), _as_joints("gt", gt)
     if samples.dim() < 5 or samples.shape[:-5] + samples.shape[-4:] != gt.shape:
         raise ValueError(f"samples must be (..., S, T, 2, 21, 3) and gt (..., T, 2, 21, 3), "
                          f"got {tuple(samples.shape)} and {tuple(gt.shape)}")
     counted = _counted_hands(presence, frame_valid, gt.shape[:-2])
     samples = _with_placeholders("samples", samples, counted.unsqueeze(-3))
-    return samples, _with_placeholders("gt", gt, counted), counted
-
-
-def _check_mode(mode: str):
-    if mode not in SAMPLE_MODES:
-        raise ValueError(f"mode must be one of {SAMPLE_MODES}, got {mode!r}")
-
-
-def _frame_errors(samples, gt):
-    """(..., S, T, 2) mean distance over joints {0, 2..20} in mm."""
-    return _mean_joint_distance(samples, gt.unsqueeze(-5), USED_JOINTS)
-
-
-def _per_sample_ade(frame_errors, counted):
-    """(..., S, 2): mean over the counted frames of each sample."""
-    return _masked_mean(frame_errors, counted.unsqueeze(-3), dim=-2)[0]
+    gt = _with_placeholders("gt", gt, counted)
+    return SampleErrors(_mean_joint_distance(samples, gt.unsqueeze(-5), USED_JOINTS), counted)
 
 
 def _reduce_samples(per_sample, mode):
@@ -229,20 +268,13 @@ def ade(samples, gt, presence, frame_valid=None, mode: str = "mean") -> HandMetr
     mean distance over joints {0, 2..20}; mode "mean" averages over samples, "best" takes the minimum.
     """
     _check_mode(mode)
-    samples, gt, counted = _prediction_inputs(samples, gt, presence, frame_valid)
-    per_sample = _per_sample_ade(_frame_errors(samples, gt), counted)
-    return _hand_metric(_reduce_samples(per_sample, mode), counted.any(dim=-2))
+    return sample_errors(samples, gt, presence, frame_valid).ade(mode)
 
 
 def fde(samples, gt, presence, frame_valid=None, mode: str = "mean") -> HandMetric:
     """Final displacement error: as `ade`, but at each hand's last counted future frame only."""
     _check_mode(mode)
-    samples, gt, counted = _prediction_inputs(samples, gt, presence, frame_valid)
-    errors = _frame_errors(samples, gt)  # (..., S, T, 2)
-    last = _last_present_index(counted)  # (..., 2)
-    index = last.unsqueeze(-2).unsqueeze(-2).expand(*errors.shape[:-2], 1, NUM_HANDS)
-    final = errors.gather(-2, index).squeeze(-2)  # (..., S, 2)
-    return _hand_metric(_reduce_samples(final, mode), counted.any(dim=-2))
+    return sample_errors(samples, gt, presence, frame_valid).fde(mode)
 
 
 def error_by_horizon(samples, gt, presence, frame_valid=None, mode: str = "mean") -> HorizonCurve:
@@ -252,14 +284,14 @@ def error_by_horizon(samples, gt, presence, frame_valid=None, mode: str = "mean"
     and hand (the sample `ade(mode="best")` picks).
     """
     _check_mode(mode)
-    samples, gt, counted = _prediction_inputs(samples, gt, presence, frame_valid)
-    errors = _frame_errors(samples, gt)  # (..., S, T, 2)
+    errors = sample_errors(samples, gt, presence, frame_valid)
+    frames, counted = errors.frames, errors.counted  # (..., S, T, 2), (..., T, 2)
     if mode == "mean":
-        per_window = errors.mean(dim=-3)
+        per_window = frames.mean(dim=-3)
     else:
-        best = _per_sample_ade(errors, counted).nan_to_num(float("inf")).argmin(dim=-2)  # (..., 2)
-        index = best[..., None, None, :].expand(*errors.shape[:-3], 1, errors.shape[-2], NUM_HANDS)
-        per_window = errors.gather(-3, index).squeeze(-3)
+        best = errors.per_sample_ade().nan_to_num(float("inf")).argmin(dim=-2)  # (..., 2)
+        index = best[..., None, None, :].expand(*frames.shape[:-3], 1, frames.shape[-2], NUM_HANDS)
+        per_window = frames.gather(-3, index).squeeze(-3)
     num_frames = counted.shape[-2]
     mean, count = _masked_mean(per_window.reshape(-1, num_frames, NUM_HANDS),
                                counted.reshape(-1, num_frames, NUM_HANDS), dim=0)
@@ -281,11 +313,12 @@ def apd(samples, presence, frame_valid=None) -> HandMetric:
         raise ValueError(f"APD needs at least 2 samples, got {num_samples}")
     counted = _counted_hands(presence, frame_valid, samples.shape[:-5] + samples.shape[-4:-2])
     samples = _with_placeholders("samples", samples, counted.unsqueeze(-3))
-    pair_sum = torch.zeros(counted.shape, dtype=samples.dtype, device=samples.device)
-    for i in range(num_samples - 1):
-        distances = _mean_joint_distance(samples[..., i : i + 1, :, :, :, :], samples[..., i + 1 :, :, :, :, :],
-                                         USED_JOINTS)  # (..., S-i-1, T, 2)
-        pair_sum = pair_sum + distances.sum(dim=-3)
+    # One (S, S) distance matrix per (..., frame, hand, joint): cdist does all pairs in one kernel, where a loop over
+    # pairs would materialise S - 1 differences of the whole batch.
+    points = samples[..., list(USED_JOINTS), :].movedim(-5, -2)  # (..., T, 2, J, S, 3)
+    flat = points.flatten(0, -3)
+    distances = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist").unflatten(0, points.shape[:-2])
+    pair_sum = distances.sum(dim=(-2, -1)).mean(dim=-1) * (MM_PER_METRE / 2.0)  # each pair twice: (..., T, 2)
     pair_mean = pair_sum * 2.0 / (num_samples * (num_samples - 1))
     per_window = _masked_mean(pair_mean, counted, dim=-2)[0]
     return _hand_metric(per_window, counted.any(dim=-2))

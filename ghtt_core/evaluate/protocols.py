@@ -5,7 +5,9 @@ longer action keeps its first max_clips clips). The input is the estimated pose 
 ground truth); refinement is scored against the ground truth.
 
 Prediction (Tables 2-4): windows start every 16 frames from each action's start and are kept when at least
-`min_remaining_frames` frames (1 s or 2 s) remain from the window start to the action end. The first 16 frames are
+`min_remaining_frames` frames (1 s or 2 s) remain to the action end, counted from the window start (count_from
+"window_start", the authors' code: the 16 observed frames count) or from the end of the observation ("observation_end":
+a full 1 s / 2 s of future, as papers that require it count). The first 16 frames are
 observed (ground truth; or the estimated poses, as on a robot, with observed_input="estimated"); the following frames
 up to the action end, at most 96, are the future; frames past the action end are padded (repeating the last real
 frame) and never count. Every predictor returns S samples per window in the
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from ghtt_core.evaluate import baselines
-from ghtt_core.evaluate.metrics import ade, apd, fde, mpjpe, mpjpe_pa, mpjpe_ra
+from ghtt_core.evaluate.metrics import apd, mpjpe_pa, mpjpe_ra, sample_errors
 from ghtt_core.flattened import FlattenedInputs, FlattenedModel
 from ghtt_core.inference import DEFAULT_END_TOLERANCE_FRAMES, DEFAULT_TEMPERATURE, GHTTInference, MotionForecast
 from ghtt_core.representation import encode_features, placement_from_features
@@ -72,6 +74,7 @@ def _padded_frames(start: int, count: int, end: int):
 
 
 OBSERVED_INPUTS = ("truth", "estimated")
+COUNT_FROM = ("window_start", "observation_end")  # where a window's minimum remaining frames are counted from
 
 
 def known_index(index, name: str) -> int:
@@ -85,16 +88,21 @@ def known_index(index, name: str) -> int:
 
 def prediction_windows(sequences, taxonomy: Taxonomy, min_remaining_frames: int, stride: int = WINDOW_STRIDE,
                        observed_frames: int = OBSERVED_FRAMES, future_frames: int = FUTURE_FRAMES,
-                       observed_input: str = "truth") -> PredictionWindows:
+                       observed_input: str = "truth", count_from: str = "window_start") -> PredictionWindows:
     """Windows of HandSequences under the prediction protocol (module docstring).
 
     observed_input: "truth" (the paper's protocol) or "estimated": the observed frames are the sequence's estimated
     poses (what a robot's predictor sees; a sequence without estimates is an error), the future stays the ground
-    truth.
+    truth. count_from: "window_start": a window starting at frame s of an action ending at e is kept when
+    e - s >= max(min_remaining_frames, observed_frames + 1); "observation_end": when
+    e - (s + observed_frames) >= min_remaining_frames.
     """
     if observed_input not in OBSERVED_INPUTS:
         raise ValueError(f"observed_input must be one of {OBSERVED_INPUTS}, got {observed_input!r}")
-    min_length = max(min_remaining_frames, observed_frames + 1)
+    if count_from not in COUNT_FROM:
+        raise ValueError(f"count_from must be one of {COUNT_FROM}, got {count_from!r}")
+    min_length = (max(min_remaining_frames, observed_frames + 1) if count_from == "window_start"
+                  else observed_frames + min_remaining_frames)
     parts = {name: [] for name in ("oj", "op", "fj", "fp", "fv", "remaining", "start", "label", "noun")}
     views = []
     for sequence in sequences:
@@ -360,7 +368,8 @@ class PredictionRecord:
     """Per-window results of one predictor (mm, (W, 2) per hand; NaN where a hand does not count).
 
     deterministic_ade / _fde: sample 0. ade_mean / ade_best / fde_mean / fde_best / apd: over the random samples
-    1..S-1 (NaN for deterministic predictors, whose single sample is used for the ADE/FDE columns instead).
+    1..S-1 (NaN for deterministic predictors, whose single sample is used for the ADE/FDE columns instead, and
+    without random samples; apd also NaN with a single one).
     frame_errors (W, F, 2): the deterministic per-frame error. fid_features (W, S', d) of [observation + each random
     sample] (the deterministic sample for deterministic predictors), or None without an FID net.
     """
@@ -406,31 +415,43 @@ def _fid_features(fid_net, windows: PredictionWindows, samples, counted):
 
 
 def evaluate_prediction(predictor: Predictor, windows: PredictionWindows, num_random_samples: int = 20,
-                        batch_size: int = 64, seed: int = 0, fid_net=None) -> PredictionRecord:
-    """Run `predictor` over the windows in batches: the deterministic pass plus num_random_samples draws."""
+                        batch_size: int = 64, seed: int = 0, fid_net=None,
+                        progress_label: str | None = None) -> PredictionRecord:
+    """Run `predictor` over the windows in batches: the deterministic pass plus num_random_samples draws.
+    progress_label: show a tqdm bar (stderr) over the windows with this label (None: no bar)."""
+    from tqdm import tqdm
+
     generator = torch.Generator().manual_seed(seed)
     num_samples = num_random_samples + 1 if predictor.stochastic else 1
     parts = []
+    bar = tqdm(total=len(windows), desc=progress_label, unit="window", disable=progress_label is None,
+               mininterval=5.0, dynamic_ncols=True)
     for first in range(0, len(windows), batch_size):
         batch = windows.select(slice(first, first + batch_size))
         forecast = predictor.predict(batch, num_samples, generator)
         samples = forecast.joints.cpu().double()
         counted = batch.future_presence & forecast.hand_present.cpu()[:, None, :]
-        gt = batch.future_joints.double()
+        # Every ADE / FDE variant below is a reduction of these per-sample, per-frame errors, computed once.
+        errors = sample_errors(samples, batch.future_joints.double(), counted, batch.future_valid)
+        deterministic = errors.samples(slice(0, 1))
         random_samples = samples[:, 1:] if predictor.stochastic else samples
-        metric_args = (random_samples, gt, counted, batch.future_valid)
+        random_errors = errors.samples(slice(1, None)) if predictor.stochastic else errors
         nan = torch.full((len(batch), 2), float("nan"), dtype=torch.float64)
+        drawn = predictor.stochastic and num_random_samples >= 1
         parts.append(dict(
-            deterministic_ade=ade(samples[:, :1], gt, counted, batch.future_valid).values,
-            deterministic_fde=fde(samples[:, :1], gt, counted, batch.future_valid).values,
-            ade_mean=ade(*metric_args, mode="mean").values if predictor.stochastic else nan,
-            ade_best=ade(*metric_args, mode="best").values if predictor.stochastic else nan,
-            fde_mean=fde(*metric_args, mode="mean").values if predictor.stochastic else nan,
-            fde_best=fde(*metric_args, mode="best").values if predictor.stochastic else nan,
-            apd=apd(random_samples, counted, batch.future_valid).values if predictor.stochastic else nan,
-            frame_errors=mpjpe(samples[:, 0], gt, counted, batch.future_valid).values,
+            deterministic_ade=deterministic.ade().values,
+            deterministic_fde=deterministic.fde().values,
+            ade_mean=random_errors.ade("mean").values if drawn else nan,
+            ade_best=random_errors.ade("best").values if drawn else nan,
+            fde_mean=random_errors.fde("mean").values if drawn else nan,
+            fde_best=random_errors.fde("best").values if drawn else nan,
+            # a spread needs a pair of random samples
+            apd=apd(random_samples, counted, batch.future_valid).values if drawn and num_random_samples >= 2 else nan,
+            frame_errors=errors.by_frame(0),
             fid_features=None if fid_net is None else _fid_features(fid_net, batch, random_samples.float(), counted),
         ))
+        bar.update(len(batch))
+    bar.close()
     merged = {name: None if parts[0][name] is None else torch.cat([part[name] for part in parts])
               for name in parts[0]}
     return PredictionRecord(name=predictor.name, num_random_samples=num_random_samples if predictor.stochastic else 0,

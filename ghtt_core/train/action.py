@@ -35,7 +35,7 @@ from ghtt_core.representation import decode_features, encode_features, local2bas
 from ghtt_core.skeleton import USED_JOINTS
 from ghtt_core.taxonomy import Taxonomy
 from ghtt_core.train.distributed import init_distributed, shutdown_distributed
-from ghtt_core.train.loop import LoopOptions, LoopResult, run_training
+from ghtt_core.train.loop import LoopOptions, LoopResult, best_checkpoint_path, run_training
 from ghtt_core.train.metrics_log import MetricsLog
 from ghtt_core.train.midlevels import ActionMidLevels, MidLevelAugmentation, build_midlevel_cache
 
@@ -244,7 +244,8 @@ def train_action(
     provenance: dict | None = None,
     progress: bool = True,
 ) -> LoopResult:
-    """Train the A-Block on top of the frozen P-Block of `pose_checkpoint`; write a "full" checkpoint to out_path.
+    """Train the A-Block on top of the frozen P-Block of `pose_checkpoint`; write a "full" checkpoint to out_path,
+    and the one of the lowest validation loss so far to loop.best_checkpoint_path(out_path).
 
     action_overrides: fields of the config's `action` section to change (e.g. {"noise_std": 0.5}); the P-Block
     config is the checkpoint's. resume_path: a full checkpoint written by this function (its A-Block continues).
@@ -287,9 +288,9 @@ def train_action(
                                          pose_block)
         clip_len = config.pose.clip_len
 
-        def save(state):
-            save_checkpoint(out_path, config, pose_block, action_block, taxonomy, label_embeddings, state,
-                            provenance={**stored.provenance, **(provenance or {})})
+        def saver(path):
+            return lambda state: save_checkpoint(path, config, pose_block, action_block, taxonomy, label_embeddings,
+                                                 state, provenance={**stored.provenance, **(provenance or {})})
 
         return run_training(
             step_module,
@@ -301,13 +302,15 @@ def train_action(
             options.loop,
             ctx,
             STAGE,
-            save,
+            saver(out_path),
             MetricsLog(log_path, enabled=ctx.is_main),
             resume=resume,
             run_info={"object_drop_prob": options.object_drop_prob, "augment": asdict(options.augment),
                       "use_estimated_input": options.use_estimated_input, "kind": KIND_FULL,
                       "train_actions": len(train_cache)},
             progress=progress,
+            save_best=saver(best_checkpoint_path(out_path)),
+            resume_source=str(resume_path or ""),
         )
     finally:
         shutdown_distributed(ctx)

@@ -105,6 +105,15 @@ def register(subparsers):
     report.add_argument("--seed", type=int, default=0, help="seed of the window subset and the samples")
     report.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     report.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    report.add_argument("--min-future-frames", action="store_true",
+                        help="prediction windows need a full 1 s / 2 s (30 / 60 frames) after their 16 observed "
+                             "frames, as papers that require a full future count them; default: 30 / 60 frames from "
+                             "the window start, observed frames included (the authors' code; docs/training.md)")
+    report.add_argument("--long-actions", choices=("first", "sliding"), default="first",
+                        help="recognition of actions longer than the A-Block's capacity (16 clips = 256 frames): "
+                             "'first' scores their first 256 frames (the authors' evaluation), 'sliding' averages "
+                             "the class scores over windows of 16 clips every 8 clips")
+    report.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     report.add_argument("--gru-steps", type=int, default=0,
                         help="also train the BiGRU recognition baseline for this many steps (batch 32) on "
                              "--gru-train-split and score it on the same actions (0 = no baseline)")
@@ -154,6 +163,13 @@ def _add_common_options(parser, default_steps):
                         help="comma-separated camera views to train on (default: every view of each recording)")
     parser.add_argument("--train-split", default="train", help="recording split used for training")
     parser.add_argument("--val-split", default="val", help="recording split used for validation ('' = none)")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="validate on this fraction of the training split's recordings instead of --val-split "
+                             "(whole recordings, about the same fraction of each subject's; for datasets without a "
+                             "val split, e.g. 0.1). Use the same value and --val-seed in train-pose and train-action")
+    parser.add_argument("--val-seed", type=int, default=0,
+                        help="seed of the --val-fraction choice of recordings (independent of --seed, so that both "
+                             "stages and every training seed validate on the same recordings)")
     parser.add_argument("--out-dir", type=Path, required=True, help="where the checkpoint and the log go")
     parser.add_argument("--log", type=Path, default=None, help="JSONL metrics log (default: OUT_DIR/metrics.jsonl)")
     length = parser.add_mutually_exclusive_group()
@@ -168,10 +184,13 @@ def _add_common_options(parser, default_steps):
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per training process")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's)")
     parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
-    parser.add_argument("--val-every", type=int, default=1000, help="steps between validation passes")
+    parser.add_argument("--val-every", type=int, default=1000,
+                        help="steps between validation passes (and at the end); the checkpoint of the lowest "
+                             "validation loss is kept as <name>_best.pt beside the last one")
     parser.add_argument("--log-every", type=int, default=50, help="steps between training log lines")
     parser.add_argument("--resume", type=Path, default=None,
-                        help="continue the run saved in this checkpoint (its config and weights are used)")
+                        help="continue the run saved in this checkpoint (its config and weights are used); the log "
+                             "gets a 'resume' row and keeps counting steps and time_s from the checkpoint's")
     parser.add_argument("--truth-input", action="store_true",
                         help="feed ground-truth poses to the encoder even where the data has estimated poses")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -196,14 +215,67 @@ def _sequences(args, split):
     return dataset.sequences(split, views)
 
 
+def _training_and_validation(args) -> tuple[list, list, dict]:
+    """The training and validation sequences, and where validation comes from (kept in the checkpoint's provenance).
+
+    --val-fraction holds whole recordings of the training split out (ghtt_core.data.holdout); otherwise validation is
+    --val-split (possibly empty: a warning says so).
+    """
+    from ghtt_core.data.holdout import held_out_recordings
+    from ghtt_core.data.storage import StoredDataset
+
+    dataset = StoredDataset(args.data)
+    views = args.views.split(",") if args.views else None
+    entries = [entry for entry in dataset.entries if entry["split"] == args.train_split]
+    if not entries:
+        splits = sorted({entry["split"] for entry in dataset.entries})
+        raise ValueError(f"{args.data}: no recordings in split {args.train_split!r} (splits: {splits}); "
+                         f"choose one with --train-split")
+    if args.val_fraction is None:
+        validation = {"split": args.val_split}
+        return dataset.sequences(args.train_split, views), _sequences(args, args.val_split), validation
+    held_out = held_out_recordings(entries, args.val_fraction, args.val_seed)
+    kept = {entry["name"] for entry in entries} - set(held_out)
+    validation = {"held_out_of": args.train_split, "val_fraction": args.val_fraction, "val_seed": args.val_seed,
+                  "recordings": held_out}
+    print(f"validation: {len(held_out)} of the {len(entries)} recordings of split {args.train_split!r} held out "
+          f"(--val-fraction {args.val_fraction}, --val-seed {args.val_seed})", flush=True)
+    return (dataset.sequences(args.train_split, views, names=kept),
+            dataset.sequences(args.train_split, views, names=set(held_out)), validation)
+
+
+def _warn_without_validation(args, what: str):
+    if args.val_fraction is not None:
+        source, advice = "the recordings held out by --val-fraction have", "Hold out more with a larger --val-fraction."
+    else:
+        source = f"split {args.val_split!r} of {args.data} has" if args.val_split else "--val-split '' has"
+        advice = "Hold out training recordings with --val-fraction 0.1."
+    print(f"warning: training without validation: {source} no {what}, so there are no val rows in the log, no "
+          f"best checkpoint, and --val-every{' and --val-window-stride' if what == 'windows' else ''} do nothing. "
+          f"{advice}", file=sys.stderr, flush=True)
+
+
+def _summary(stage: str, result, checkpoint: Path) -> str:
+    from ghtt_core.train.loop import best_checkpoint_path
+
+    text = f"{stage}: {result.step} steps; last train loss {result.last_train.get('total')}; "
+    if result.best_val is None:
+        return text + f"no validation; checkpoint {checkpoint}"
+    return (text + f"last val {result.last_val.get('total')}; checkpoint {checkpoint}; best val "
+            f"{result.best_val['total']} at step {result.best_val['step']}: {best_checkpoint_path(checkpoint)}")
+
+
 def _model_config(spec: str):
     from ghtt_core.config import PRESETS, load_config, preset
 
     return preset(spec) if spec in PRESETS else load_config(spec)
 
 
-def _provenance(args) -> dict:
-    return {"command": " ".join(["ghtt", *sys.argv[1:]]), "data": str(args.data), "seed": args.seed}
+def _provenance(args, validation: dict | None = None) -> dict:
+    provenance = {"command": " ".join(["ghtt", *sys.argv[1:]]), "data": str(args.data), "seed": args.seed}
+    if validation is not None:
+        provenance["validation"] = validation
+    return provenance
 
 
 def _set_threads(args):
@@ -224,22 +296,22 @@ def _train_pose(args):
     if args.lambda_kl is not None:
         config.pose.lambda_kl = args.lambda_kl
     with_estimated = not args.truth_input
-    train_sequences = _sequences(args, args.train_split)
+    train_sequences, val_sequences, validation = _training_and_validation(args)
     if not train_sequences:
         raise ValueError(f"{args.data}: no sequences in split {args.train_split!r}")
     with_estimated = with_estimated and all(seq.estimated_joints is not None for seq in train_sequences)
     train = PoseWindowDataset(train_sequences, stride=args.window_stride, obs_len_augment_p=args.obs_len_augment_p,
                               with_estimated=with_estimated)
-    val_sequences = _sequences(args, args.val_split)
     val = PoseWindowDataset(val_sequences, stride=args.val_window_stride, with_estimated=with_estimated) \
         if val_sequences else None
+    if val is None or not len(val):
+        _warn_without_validation(args, "windows")
     options = PoseTrainingOptions(loop=_loop_options(args, 20000), add_input_noise=not args.no_input_noise,
                                   use_estimated_input=with_estimated)
     result = train_pose(config, train, val, options, args.out_dir / POSE_CHECKPOINT,
                         log_path=args.log or args.out_dir / "metrics.jsonl", resume_path=args.resume,
-                        device=args.device, provenance=_provenance(args), progress=not args.no_progress)
-    print(f"P-Block: {result.step} steps; last train loss {result.last_train.get('total')}; "
-          f"val {result.last_val.get('total')}; checkpoint {args.out_dir / POSE_CHECKPOINT}")
+                        device=args.device, provenance=_provenance(args, validation), progress=not args.no_progress)
+    print(_summary("P-Block", result, args.out_dir / POSE_CHECKPOINT))
 
 
 def _train_action(args):
@@ -263,20 +335,21 @@ def _train_action(args):
                                                  ("rollout_from_observation", args.rollout_from_observation),
                                                  ("rollout_joint_weight", args.rollout_joint_weight),
                                                  ("label_smoothing", args.label_smoothing)) if value is not None}
-    train_sequences = _sequences(args, args.train_split)
+    train_sequences, val_sequences, validation = _training_and_validation(args)
     if not train_sequences:
         raise ValueError(f"{args.data}: no sequences in split {args.train_split!r}")
+    if not any(sequence.actions for sequence in val_sequences):
+        _warn_without_validation(args, "actions")
     options = ActionTrainingOptions(loop=_loop_options(args, 10000), object_drop_prob=args.object_drop_prob,
                                     use_estimated_input=not args.truth_input,
                                     augment=MidLevelAugmentation(args.augment_copies, tuple(args.augment_speed),
                                                                  args.augment_mirror_p, args.seed))
-    result = train_action(args.pose_checkpoint, train_sequences, _sequences(args, args.val_split), taxonomy,
+    result = train_action(args.pose_checkpoint, train_sequences, val_sequences, taxonomy,
                           label_embeddings, options, args.out_dir / FULL_CHECKPOINT,
                           log_path=args.log or args.out_dir / "metrics.jsonl", resume_path=args.resume,
-                          device=args.device, action_overrides=overrides, provenance=_provenance(args),
-                          progress=not args.no_progress)
-    print(f"A-Block: {result.step} steps; last train loss {result.last_train.get('total')}; "
-          f"val {result.last_val.get('total')}; checkpoint {args.out_dir / FULL_CHECKPOINT}")
+                          device=args.device, action_overrides=overrides,
+                          provenance=_provenance(args, validation), progress=not args.no_progress)
+    print(_summary("A-Block", result, args.out_dir / FULL_CHECKPOINT))
 
 
 def _training_report(args):
@@ -298,7 +371,9 @@ def _training_report(args):
             raise ValueError(f"{args.data}: no sequences in split {args.gru_train_split!r} to train the BiGRU on")
     report = heldout_report(load_checkpoint(args.checkpoint), sequences, num_random_samples=args.samples,
                             max_windows=args.max_windows, seed=args.seed, gru_train_sequences=gru_train,
-                            gru_steps=args.gru_steps)
+                            gru_steps=args.gru_steps,
+                            count_from="observation_end" if args.min_future_frames else "window_start",
+                            long_actions=args.long_actions, progress=not args.no_progress)
     report["command"] = " ".join(["ghtt", *sys.argv[1:]])
     text = json.dumps(report, indent=1)
     if args.out:

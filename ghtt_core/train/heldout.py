@@ -2,9 +2,13 @@
 
 On one recording split (default: the test subjects) and a set of views, with the protocols of
 ghtt_core.evaluate.protocols:
-* refinement: MPJPE (absolute, root-relative, RA, PA) of the estimated input and of the P-Enc refinement vs ground truth;
-* recognition (full checkpoints): top-1 accuracy without and with the ground-truth object token, vs chance;
-* prediction (full checkpoints): P.b and a zero-velocity baseline on windows with >= 1 s / >= 2 s of action left:
+* refinement: MPJPE (absolute, root-relative, RA, PA) of the estimated input and of the P-Enc refinement vs ground truth
+  ("refinement_input" says when the data has no estimated poses and the input is the ground truth);
+* recognition (full checkpoints): top-1 and top-5 accuracy without and with the ground-truth object token, vs chance;
+  how many actions are longer than the A-Block's 16 clips and how they were scored (their first clips, or the mean
+  over sliding windows: ghtt_core.evaluate.long_actions);
+* prediction (full checkpoints): P.b and a zero-velocity baseline on windows with >= 1 s / >= 2 s of action left
+  (counted from the window start, or after the observation: "prediction_protocol"):
   deterministic ADE/FDE, best-of-S ADE, and the error at 1 s and 2 s into the future; the paired difference P.b - zero
   velocity with a 95 % bootstrap interval over windows; plus the P-Dec decoding of the true future mid-levels (what
   P.b would reach with a perfect A-Block, the P-Block's share of the error). The paper observes the ground truth;
@@ -30,14 +34,17 @@ import torch
 from ghtt_core.evaluate import protocols
 from ghtt_core.evaluate.fitting import FitOptions
 from ghtt_core.evaluate.gru_baseline import GRUClassifier, GRURecognizer, train_gru_baseline
+from ghtt_core.evaluate.long_actions import (LONG_ACTION_MODES, LongActions, class_scores,
+                                             find_long_actions, sliding_window_scores)
 from ghtt_core.evaluate.metrics import (mpjpe, mpjpe_pa, mpjpe_ra, mpjpe_root_relative, paired_difference,
-                                        top1_accuracy)
+                                        top1_accuracy, top_k_accuracy)
 from ghtt_core.inference import GHTTInference
 from ghtt_core.taxonomy import Taxonomy
 
 FPS = 30
 PROTOCOL_FRAMES = {"1s": FPS, "2s": 2 * FPS}
 REPORTED_FRAMES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 80, 96)
+TOP_K = 5
 RAW_PB = "G-HTT P.b, raw"
 
 
@@ -60,44 +67,68 @@ def refinement_report(inference: GHTTInference, sequences: protocols.Recognition
 
 
 def recognition_report(inference: GHTTInference, sequences: protocols.RecognitionSequences,
-                       batch_size: int = 64) -> dict:
-    """Top-1 with and without the object token over the actions whose class the model knows."""
-    outside = int((sequences.labels < 0).sum())
-    sequences = sequences.select((sequences.labels >= 0).nonzero().flatten().tolist())
-    if not len(sequences):
+                       batch_size: int = 64, long_actions: LongActions | None = None, top_k: int = TOP_K) -> dict:
+    """Top-1 and top-k with and without the object token over the actions whose class the model knows.
+
+    long_actions: the actions longer than the A-Block's capacity, uncut; given, they are scored by the mean over
+    sliding windows (ghtt_core.evaluate.long_actions) instead of their first clips (`sequences` cuts them)."""
+    known = (sequences.labels >= 0).nonzero().flatten().tolist()
+    outside = len(sequences) - len(known)
+    if not known:
         return {"actions": 0, "actions_outside_taxonomy": outside,
                 "note": "no held-out action has a class of the model's taxonomy: recognition not scored"}
-    predicted_plain, predicted_object = [], []
-    objects = inference.model.taxonomy.objects
-    nouns = [inference.model.taxonomy.actions[label].noun for label in sequences.labels.tolist()]
+    sequences = sequences.select(known)
+    taxonomy = inference.model.taxonomy
+    nouns = [taxonomy.actions[label].noun for label in sequences.labels.tolist()]
+    scores = {"motion_only": [], "with_object": []}
     for first in range(0, len(sequences), batch_size):
         batch = sequences.select(slice(first, first + batch_size))
         observation = inference.encode_observation(batch.input_joints, batch.input_presence, batch.frame_valid)
         clips = batch.frame_valid.shape[1]
         names = [[nouns[first + i]] * clips for i in range(len(batch))]
-        predicted_plain.append(inference.recognize(observation, top_k=1).indices[:, 0].cpu())
-        predicted_object.append(inference.recognize(observation, object_names=names, top_k=1).indices[:, 0].cpu())
+        scores["motion_only"].append(class_scores(inference, observation))
+        scores["with_object"].append(class_scores(inference, observation, object_names=names))
+    scores = {name: torch.cat(parts) for name, parts in scores.items()}
+    if long_actions is not None:
+        _rescore_long_actions(inference, scores, long_actions, known, nouns)
     labels = sequences.labels
+    k = min(top_k, len(taxonomy.actions))
     majority = float(torch.bincount(labels).max()) / len(labels)
-    same_object = [sum(a.noun == noun for a in inference.model.taxonomy.actions) for noun in nouns]
-    return {
-        "actions": len(labels),
-        "actions_outside_taxonomy": outside,
-        "classes": len(inference.model.taxonomy.actions),
-        "top1_motion_only": top1_accuracy(torch.cat(predicted_plain), labels),
-        "top1_with_object": top1_accuracy(torch.cat(predicted_object), labels),
-        "chance_uniform": 1.0 / len(inference.model.taxonomy.actions),
+    same_object = [sum(a.noun == noun for a in taxonomy.actions) for noun in nouns]
+    report = {"actions": len(labels), "actions_outside_taxonomy": outside, "classes": len(taxonomy.actions)}
+    for name, matrix in scores.items():
+        ranked = matrix.topk(k, dim=1).indices
+        report[f"top1_{name}"] = top1_accuracy(ranked[:, 0], labels)
+        report[f"top{top_k}_{name}"] = top_k_accuracy(ranked, labels)
+    report.update({
+        "chance_uniform": 1.0 / len(taxonomy.actions),
         "chance_majority": majority,
         # knowing the object leaves this many candidate actions: guessing among them
         "chance_given_object": float(sum(1.0 / n for n in same_object) / len(same_object)),
-        "objects": len(objects),
-    }
+        "objects": len(taxonomy.objects),
+    })
+    return report
+
+
+def _rescore_long_actions(inference, scores: dict, long_actions: LongActions, known: list, nouns: list):
+    """Replace the (N, C) score rows of the long actions among the scored ones (`known`: their rows in the
+    recognition set) by the mean over their sliding windows, with and without the object token."""
+    position = {row: index for index, row in enumerate(known)}
+    long_known = [i for i, row in enumerate(long_actions.rows) if row in position]
+    if not long_known:
+        return
+    rows = [position[long_actions.rows[i]] for i in long_known]
+    uncut = long_actions.clips.select(long_known)
+    capacity = inference.action_block.cfg.max_clips
+    scores["motion_only"][rows] = sliding_window_scores(inference, uncut, capacity)
+    scores["with_object"][rows] = sliding_window_scores(inference, uncut, capacity, nouns=[nouns[row] for row in rows])
 
 
 def prediction_report(inference: GHTTInference, sequences, num_random_samples: int, max_windows: int,
-                      seed: int) -> dict:
+                      seed: int, count_from: str = "window_start", progress: bool = False) -> dict:
     """Per protocol ("1s", "2s": the paper's, observed ground truth; "1s_estimated_input", "2s_estimated_input": the
-    observation is the estimated poses, as on a robot, when every sequence has them) a row per predictor."""
+    observation is the estimated poses, as on a robot, when every sequence has them) a row per predictor.
+    count_from: where the protocol's 1 s / 2 s are counted from (protocols.prediction_windows)."""
     report = {}
     taxonomy = inference.model.taxonomy
     observed_inputs = ["truth"]
@@ -107,13 +138,25 @@ def prediction_report(inference: GHTTInference, sequences, num_random_samples: i
         for protocol, min_frames in PROTOCOL_FRAMES.items():
             name = protocol if observed_input == "truth" else f"{protocol}_estimated_input"
             report[name] = _prediction_rows(inference, sequences, taxonomy, min_frames, observed_input,
-                                            num_random_samples, max_windows, seed)
+                                            num_random_samples, max_windows, seed, count_from,
+                                            f"{name}: " if progress else None)
     return report
 
 
+def protocol_rule(count_from: str) -> str:
+    """The prediction protocol's window rule in words, for the report."""
+    counted = ("frames from the window start (the 16 observed frames included)" if count_from == "window_start"
+               else "frames after the 16 observed frames")
+    return (f"windows start every {protocols.WINDOW_STRIDE} frames from each action's start; kept when at least "
+            f"{FPS} (1s) / {2 * FPS} (2s) {counted} remain before the action end; the first "
+            f"{protocols.OBSERVED_FRAMES} frames are observed, the future is scored up to the action end (at most "
+            f"{protocols.FUTURE_FRAMES} frames)")
+
+
 def _prediction_rows(inference, sequences, taxonomy, min_frames, observed_input, num_random_samples, max_windows,
-                     seed) -> dict:
-    windows = protocols.prediction_windows(sequences, taxonomy, min_frames, observed_input=observed_input)
+                     seed, count_from, progress_prefix) -> dict:
+    windows = protocols.prediction_windows(sequences, taxonomy, min_frames, observed_input=observed_input,
+                                           count_from=count_from)
     if 0 < max_windows < len(windows):
         keep = torch.randperm(len(windows), generator=torch.Generator().manual_seed(seed))[:max_windows]
         windows = windows.select(keep.sort().values)
@@ -125,7 +168,9 @@ def _prediction_rows(inference, sequences, taxonomy, min_frames, observed_input,
     if observed_input == "truth":  # the diagnostic decodes the true future, whatever the observation
         predictors.append(protocols.TrueMidlevelPredictor(inference))
     for predictor in predictors:
-        record = protocols.evaluate_prediction(predictor, windows, num_random_samples=num_random_samples, seed=seed)
+        label = None if progress_prefix is None else progress_prefix + predictor.name
+        record = protocols.evaluate_prediction(predictor, windows, num_random_samples=num_random_samples, seed=seed,
+                                               progress_label=label)
         records[predictor.name] = record
         row = {
             "ade": _nanmean(record.deterministic_ade),
@@ -169,10 +214,37 @@ def gru_baseline_report(train_sequences, actions: protocols.RecognitionSequences
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def refinement_input(sequences) -> str:
+    """What the refinement rows' input is: the estimated poses where the data has them, else the ground truth."""
+    total = sum(len(sequence.actions) for sequence in sequences)
+    estimated = sum(len(sequence.actions) for sequence in sequences if sequence.estimated_joints is not None)
+    if estimated == total:
+        return "estimated poses"
+    if estimated == 0:
+        return ("ground truth: the data has no estimated poses, so the input rows are 0 by construction and the "
+                "refined rows say how far refinement moves clean poses")
+    return f"estimated poses for {estimated} of the {total} actions, the ground truth for the others"
+
+
+def long_action_note(actions: protocols.RecognitionSequences, lengths: torch.Tensor, capacity: int,
+                     mode: str) -> dict:
+    """How many scored actions are longer than the A-Block's capacity and how they were scored."""
+    frames = capacity * protocols.CLIP_FRAMES
+    handled = (f"their first {frames} frames ({capacity} clips) only" if mode == "first" else
+               f"the mean class scores over windows of {capacity} clips every {max(1, capacity // 2)} clips")
+    return {"actions_longer_than_capacity": int((lengths[actions.labels >= 0] > frames).sum()),
+            "capacity_frames": frames, "long_actions": mode, "long_actions_scored_by": handled}
+
+
 def heldout_report(checkpoint, sequences, num_random_samples: int = 5, max_windows: int = 400,
-                   seed: int = 0, gru_train_sequences=None, gru_steps: int = 0) -> dict:
+                   seed: int = 0, gru_train_sequences=None, gru_steps: int = 0, count_from: str = "window_start",
+                   long_actions: str = "first", progress: bool = False) -> dict:
     """checkpoint: a loaded ModelCheckpoint; sequences: held-out HandSequences (with estimated poses if any).
-    gru_train_sequences / gru_steps > 0: also train and score the BiGRU recognition baseline."""
+    gru_train_sequences / gru_steps > 0: also train and score the BiGRU recognition baseline. count_from: the
+    prediction protocol's window rule (protocols.prediction_windows). long_actions: how actions longer than the
+    A-Block's capacity are recognised (ghtt_core.evaluate.long_actions.LONG_ACTION_MODES). progress: tqdm bars."""
+    if long_actions not in LONG_ACTION_MODES:
+        raise ValueError(f"long_actions must be one of {LONG_ACTION_MODES}, got {long_actions!r}")
     started = time.perf_counter()
     inference = GHTTInference(checkpoint)
     capacity = checkpoint.config.action.max_clips
@@ -181,10 +253,16 @@ def heldout_report(checkpoint, sequences, num_random_samples: int = 5, max_windo
         segment for sequence in sequences for segment in sequence.actions)
     actions = protocols.recognition_sequences(sequences, taxonomy, max_clips=capacity)
     report = {"model_id": checkpoint.model_id, "kind": checkpoint.kind, "sequences": len(sequences),
+              "refinement_input": refinement_input(sequences),
               "refinement_mm": refinement_report(inference, actions)}
     if checkpoint.action_block is not None:
-        report["recognition"] = recognition_report(inference, actions)
-        report["prediction_mm"] = prediction_report(inference, sequences, num_random_samples, max_windows, seed)
+        uncut = find_long_actions(sequences, taxonomy, capacity) if long_actions == "sliding" else None
+        report["recognition"] = recognition_report(inference, actions, long_actions=uncut)
+        lengths = torch.tensor([segment.end - segment.start for sequence in sequences for segment in sequence.actions])
+        report["recognition"].update(long_action_note(actions, lengths, capacity, long_actions))
+        report["prediction_protocol"] = protocol_rule(count_from)
+        report["prediction_mm"] = prediction_report(inference, sequences, num_random_samples, max_windows, seed,
+                                                    count_from, progress)
     if gru_steps > 0 and gru_train_sequences:
         report["recognition_baseline_bigru"] = gru_baseline_report(gru_train_sequences, actions, taxonomy, gru_steps,
                                                                    seed, capacity)

@@ -8,6 +8,7 @@ metrics log, tqdm progress and periodic checkpoints. Under DDP every rank runs t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -93,6 +94,17 @@ class LoopResult:
     epoch: int
     last_train: dict
     last_val: dict
+    best_val: dict | None = None  # {"step", "total"} of the best validation so far (also of resumed runs), or None
+
+
+# Kept in TrainingState.run under this key: what a resumed run needs to continue its log and its best checkpoint.
+PROGRESS_KEY = "progress"
+
+
+def best_checkpoint_path(path: str | Path) -> Path:
+    """Where the best-validation checkpoint of a run that writes `path` goes: <stem>_best<suffix> beside it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_best{path.suffix}")
 
 
 def run_training(
@@ -108,11 +120,15 @@ def run_training(
     run_info: dict | None = None,
     collate_fn=None,
     progress: bool = True,
+    save_best: Callable[[TrainingState], None] | None = None,
+    resume_source: str = "",
 ) -> LoopResult:
     """Train `step_module` (already on ctx.device) and return where it stopped.
 
-    save(TrainingState) is called on rank 0 every `checkpoint_every` steps and at the end. With `resume`, the
-    optimiser, counters and RNG states continue from that state (the weights must already be loaded).
+    save(TrainingState) is called on rank 0 every `checkpoint_every` steps and at the end; save_best(TrainingState)
+    after each validation pass whose total loss is the lowest of the run so far. With `resume`, the optimiser,
+    counters, RNG states, the log's clock and the best validation so far continue from that state (the weights must
+    already be loaded); the log gets a "resume" row (resume_source: where the state came from).
     """
     per_rank_batch = options.per_rank_batch(ctx.world_size)
     if len(train_dataset) < options.batch_size:
@@ -126,26 +142,32 @@ def run_training(
     model = wrap_for_training(step_module, ctx)
 
     step, epoch, batches_done = 0, 0, 0
+    best_val = None
     if resume is not None:
         if resume.stage != stage:
             raise ValueError(f"cannot resume a {stage!r} run from a checkpoint of stage {resume.stage!r}")
         optimizer.load_state_dict(resume.optimizer)
         step, epoch, batches_done = resume.step, resume.epoch, resume.batches_in_epoch
         _restore_rank_rng(resume.rng, ctx, options.seed, step)
+        resumed = resume.run.get(PROGRESS_KEY, {})
+        best_val = resumed.get("best_val")
+        log.resume(resumed.get("time_s", 0.0))
+        log.write({"split": "resume", "stage": stage, "step": step, "epoch": epoch, "from": resume_source})
     else:
         seed_everything(options.seed + ctx.rank)
 
     def training_state() -> TrainingState:
         rng_states = gather_objects(capture_rng_state(), ctx)
+        progress_so_far = {"time_s": round(log.elapsed(), 3), "best_val": best_val}
         return TrainingState(
             stage=stage, step=step, epoch=epoch, batches_in_epoch=batches_done, optimizer=optimizer.state_dict(),
-            rng={"per_rank": rng_states}, run={**asdict(options), **(run_info or {})},
+            rng={"per_rank": rng_states}, run={**asdict(options), **(run_info or {}), PROGRESS_KEY: progress_so_far},
         )
 
-    def checkpoint():
+    def checkpoint(writer):
         state = training_state()  # a collective: every rank takes part
         if ctx.is_main:
-            save(state)
+            writer(state)
         barrier(ctx)  # nobody moves on (e.g. to read the file) before rank 0 has written it
 
     val_loader = None
@@ -186,17 +208,22 @@ def run_training(
                 bar.set_postfix(loss=f"{last_train['total']:.4f}")
                 running, running_count = {}, 0
             if val_loader is not None and (step % options.val_every == 0 or step == total_steps):
-                last_val = evaluate_losses(model, val_loader, ctx)
+                last_val = evaluate_losses(model, val_loader, ctx)  # reduced over ranks: the same on every rank
                 log.write({"split": "val", "stage": stage, "step": step, "epoch": epoch, **last_val})
+                if best_val is None or last_val["total"] < best_val["total"]:
+                    best_val = {"step": step, "total": last_val["total"]}
+                    if save_best is not None:
+                        checkpoint(save_best)
             if step % options.checkpoint_every == 0 or step == total_steps:
-                checkpoint()
+                checkpoint(save)
             if step >= total_steps:
                 break
         else:
             epoch += 1
             batches_done = 0
     bar.close()
-    return LoopResult(module=step_module, step=step, epoch=epoch, last_train=last_train, last_val=last_val)
+    return LoopResult(module=step_module, step=step, epoch=epoch, last_train=last_train, last_val=last_val,
+                      best_val=best_val)
 
 
 @torch.no_grad()

@@ -1,4 +1,8 @@
-"""JSON-lines metrics log: one object per line ({"split": "train"|"val", "step": ..., loss terms...})."""
+"""JSON-lines metrics log: one object per line ({"split": "train"|"val"|"resume", "step": ..., loss terms...}).
+
+"time_s" is the run's training time: a resumed run continues from the time stored in its checkpoint (`resume`), so
+the column stays cumulative across interruptions (the time between them is not counted).
+"""
 
 from __future__ import annotations
 
@@ -17,10 +21,18 @@ class MetricsLog:
         if self.enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
+    def elapsed(self) -> float:
+        """Seconds of this run so far, including the time of the runs it resumed."""
+        return time.monotonic() - self.started
+
+    def resume(self, elapsed_s: float):
+        """Continue the clock of a run that had already trained for elapsed_s seconds."""
+        self.started = time.monotonic() - elapsed_s
+
     def write(self, record: dict):
         if not self.enabled:
             return
-        row = {"time_s": round(time.monotonic() - self.started, 3), **record}
+        row = {"time_s": round(self.elapsed(), 3), **record}
         with self.path.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
 

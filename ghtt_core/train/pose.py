@@ -32,7 +32,7 @@ from ghtt_core.representation import (
     local2base_mask,
 )
 from ghtt_core.train.distributed import init_distributed, shutdown_distributed
-from ghtt_core.train.loop import LoopOptions, LoopResult, run_training
+from ghtt_core.train.loop import LoopOptions, LoopResult, best_checkpoint_path, run_training
 from ghtt_core.train.metrics_log import MetricsLog
 
 STAGE = "pose"
@@ -160,7 +160,8 @@ def train_pose(
     provenance: dict | None = None,
     progress: bool = True,
 ) -> LoopResult:
-    """Train a P-Block and write a "pose" checkpoint to out_path (every checkpoint_every steps and at the end).
+    """Train a P-Block and write a "pose" checkpoint to out_path (every checkpoint_every steps and at the end), and
+    the one of the lowest validation loss so far to loop.best_checkpoint_path(out_path) (when there is validation).
 
     Runs as one process or, under torchrun, as one DDP rank each. resume_path: a checkpoint written by this
     function; its config and weights replace model_config, and training continues from its step.
@@ -181,8 +182,9 @@ def train_pose(
         noise = options.noise if options.add_input_noise else None
         step_module = PoseTrainingStep(pose_block, noise, options.use_estimated_input)
 
-        def save(state):
-            save_checkpoint(out_path, model_config, pose_block, training=state, provenance=provenance)
+        def saver(path):
+            return lambda state: save_checkpoint(path, model_config, pose_block, training=state,
+                                                 provenance=provenance)
 
         return run_training(
             step_module,
@@ -191,12 +193,14 @@ def train_pose(
             options.loop,
             ctx,
             STAGE,
-            save,
+            saver(out_path),
             MetricsLog(log_path, enabled=ctx.is_main),
             resume=resume,
             run_info={"noise": asdict(options.noise), "add_input_noise": options.add_input_noise,
                       "use_estimated_input": options.use_estimated_input, "kind": KIND_POSE},
             progress=progress,
+            save_best=saver(best_checkpoint_path(out_path)),
+            resume_source=str(resume_path or ""),
         )
     finally:
         shutdown_distributed(ctx)

@@ -106,6 +106,16 @@ def test_accuracy_confusion_and_per_class():
     assert math.isnan(per_class[3].item())
 
 
+def test_top_k_accuracy_counts_the_label_anywhere_in_the_first_k():
+    ranked = torch.tensor([[2, 0, 1], [1, 2, 0], [0, 1, 2], [2, 1, 0]])
+    labels = torch.tensor([0, 1, 2, 2])
+    assert metrics.top_k_accuracy(ranked[:, :1], labels) == metrics.top1_accuracy(ranked[:, 0], labels) == 0.5
+    assert metrics.top_k_accuracy(ranked[:, :2], labels) == 0.75
+    assert metrics.top_k_accuracy(ranked, labels) == 1.0
+    with pytest.raises(ValueError, match="ranked"):
+        metrics.top_k_accuracy(ranked[:, 0], labels)
+
+
 def displaced_samples():
     """Two samples of 3 future frames: sample a is 1, 2, 3 mm off along x per frame, sample b 3 mm throughout."""
     gt = random_hands(3)
@@ -175,6 +185,33 @@ def test_apd_ignores_frames_that_do_not_count():
     result = metrics.apd(samples, presence, frame_valid)
     assert result.count.tolist() == [0, 1]
     assert math.isnan(result.mean[0].item()) and result.mean[1].item() == pytest.approx(4.0)
+
+
+def test_apd_of_many_samples_is_the_mean_over_all_pairs():
+    samples = random_hands(30, 2, 5, seed=3)  # (S = 30, W = 2, T = 5, 2, 21, 3)
+    presence = all_present(2, 5)
+    presence[1, 3:, 0] = False
+    used = [0, *range(2, 21)]
+    pairs = [(samples[i] - samples[j])[..., used, :].norm(dim=-1).mean(dim=-1) * 1000.0
+             for i in range(30) for j in range(i + 1, 30)]  # each (W, T, 2)
+    expected = torch.stack(pairs).mean(dim=0)
+    expected = torch.where(presence, expected, 0.0).sum(dim=1) / presence.sum(dim=1)
+    torch.testing.assert_close(metrics.apd(samples.movedim(0, 1), presence).values, expected)
+    identical = samples[:1].expand(30, -1, -1, -1, -1, -1).movedim(0, 1)
+    assert metrics.apd(identical, presence).values.abs().max().item() == 0.0
+
+
+def test_shared_sample_errors_give_the_public_metrics():
+    samples, gt, presence = displaced_samples()
+    errors = metrics.sample_errors(samples, gt, presence)
+    for mode in metrics.SAMPLE_MODES:
+        torch.testing.assert_close(errors.ade(mode).values, metrics.ade(samples, gt, presence, mode=mode).values,
+                                   equal_nan=True)
+        torch.testing.assert_close(errors.fde(mode).values, metrics.fde(samples, gt, presence, mode=mode).values,
+                                   equal_nan=True)
+    torch.testing.assert_close(errors.by_frame(1), metrics.mpjpe(samples[1], gt, presence).values, equal_nan=True)
+    first = errors.samples(slice(0, 1))
+    torch.testing.assert_close(first.ade().values, metrics.ade(samples[:1], gt, presence).values, equal_nan=True)
 
 
 def test_frechet_distance_closed_forms():

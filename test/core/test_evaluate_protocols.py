@@ -54,6 +54,17 @@ def test_prediction_windows_start_every_16_frames_and_need_the_minimum_remaining
     assert one_second.views == ["right"] * 4
 
 
+def test_prediction_windows_can_count_the_minimum_after_the_observation():
+    sequence = frame_coded_sequence()  # one action of 90 frames: window starts leave 90, 74, 58, 42, 26 frames
+    one_second = prediction_windows([sequence], TAXONOMY, 30, count_from="observation_end")
+    assert one_second.remaining_frames.tolist() == [90, 74, 58]  # >= 16 observed + 30 future frames
+    assert one_second.future_valid.sum(dim=1).min().item() == 30 + 12
+    two_seconds = prediction_windows([sequence], TAXONOMY, 60, count_from="observation_end")
+    assert two_seconds.remaining_frames.tolist() == [90]  # >= 16 + 60
+    with pytest.raises(ValueError, match="count_from"):
+        prediction_windows([sequence], TAXONOMY, 30, count_from="future")
+
+
 def test_prediction_windows_observe_16_frames_and_stop_the_future_at_the_action_end():
     windows = prediction_windows([frame_coded_sequence()], TAXONOMY, min_remaining_frames=30)
     assert windows.observed_joints.shape == (4, 16, 2, 21, 3) and windows.future_joints.shape == (4, 96, 2, 21, 3)
@@ -125,6 +136,15 @@ def test_evaluate_prediction_scores_the_deterministic_pass_and_the_random_sample
     assert record.fid_features is None
     half = record.select(torch.tensor([True, False, True, False]))
     assert half.ade_mean.shape == (2, 2) and half.frame_errors.shape == (2, 96, 2)
+
+
+def test_a_single_random_sample_has_errors_but_no_spread_and_none_has_neither():
+    windows = prediction_windows([frame_coded_sequence()], TAXONOMY, min_remaining_frames=30)
+    one = evaluate_prediction(OffsetSamples(step=0.002), windows, num_random_samples=1)
+    assert torch.allclose(one.ade_best, torch.full((4, 2), 2.0, dtype=torch.float64)) and one.apd.isnan().all()
+    none = evaluate_prediction(OffsetSamples(step=0.002), windows, num_random_samples=0)
+    assert none.ade_mean.isnan().all() and none.apd.isnan().all()
+    assert torch.allclose(none.deterministic_ade, torch.zeros(4, 2, dtype=torch.float64))
 
 
 def test_deterministic_baselines_plug_into_the_protocol():

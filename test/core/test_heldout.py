@@ -76,24 +76,62 @@ def test_estimated_input_protocol_observes_the_estimate_and_scores_against_the_t
         protocols.prediction_windows(sequences, taxonomy, 30, observed_input="noisy")
 
 
-def _tiny_checkpoint(taxonomy, embeddings, calibration=None):
+def _tiny_checkpoint(sequences, max_clips=8, calibration=None):
     torch.manual_seed(0)
+    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
     config = tiny_config()
-    config.action.max_clips = 8
+    config.action.max_clips = max_clips
     return ModelCheckpoint(config=config, pose_block=PoseBlock(config.pose).eval(),
                            action_block=ActionBlock(config.action).eval(), taxonomy=taxonomy,
                            label_embeddings=embeddings, model_id="tiny-heldout", calibration=calibration)
+
+
+def test_report_says_how_long_actions_were_scored_and_gives_top5():
+    sequences = _long_action_sequences()  # "pour cup" lasts 130 frames: longer than 8 clips (128 frames)
+    checkpoint = _tiny_checkpoint(sequences)
+    first = heldout_report(checkpoint, sequences, num_random_samples=1, max_windows=2)["recognition"]
+    sliding = heldout_report(checkpoint, sequences, num_random_samples=1, max_windows=2,
+                             long_actions="sliding")["recognition"]
+    for recognition in (first, sliding):
+        assert recognition["actions_longer_than_capacity"] == 2 and recognition["capacity_frames"] == 128
+        assert recognition["top5_motion_only"] == recognition["top5_with_object"] == 1.0  # 2 classes
+    assert first["long_actions"] == "first" and "first 128 frames" in first["long_actions_scored_by"]
+    assert sliding["long_actions"] == "sliding" and "windows of 8 clips" in sliding["long_actions_scored_by"]
+    with pytest.raises(ValueError, match="long_actions"):
+        heldout_report(checkpoint, sequences, long_actions="all")
+
+
+def test_report_says_when_the_refinement_input_is_the_ground_truth():
+    sequences = _long_action_sequences()
+    checkpoint = _tiny_checkpoint(sequences)
+    report = heldout_report(checkpoint, sequences, num_random_samples=1, max_windows=2)
+    assert report["refinement_input"].startswith("ground truth")
+    assert report["refinement_mm"]["input_absolute"] == 0.0
+    sequences[0].estimated_joints = sequences[0].joints + 0.01
+    sequences[0].estimated_presence = sequences[0].presence.copy()
+    report = heldout_report(checkpoint, sequences, num_random_samples=1, max_windows=2)
+    assert report["refinement_input"] == "estimated poses for 2 of the 4 actions, the ground truth for the others"
+
+
+def test_min_future_frames_rule_keeps_fewer_windows():
+    sequences = _long_action_sequences()
+    checkpoint = _tiny_checkpoint(sequences)
+    report = heldout_report(checkpoint, sequences, num_random_samples=1, max_windows=0,
+                            count_from="observation_end")
+    # per 130-frame action, starts 0..112 every 16 frames: >= 46 / 76 frames left after the start
+    assert report["prediction_mm"]["1s"]["windows"] == 2 * 6 and report["prediction_mm"]["2s"]["windows"] == 2 * 4
+    assert "after the 16 observed frames" in report["prediction_protocol"]
 
 
 def test_a_model_is_scored_on_another_datasets_classes_and_a_calibrated_one_also_raw():
     from ghtt_core.forecast_calibration import ForecastCalibration
 
     sequences = _long_action_sequences()
-    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
+    calibration = ForecastCalibration([1.0, 0.5], residual_low=1e3, residual_high=2e3, temperature=2.0)
+    checkpoint = _tiny_checkpoint(sequences, calibration=calibration)
     for sequence in sequences:  # recordings of classes and objects the model never knew
         sequence.actions = [ActionSegment(s.start, s.end, "juggle ball", "juggle", "ball") for s in sequence.actions]
-    calibration = ForecastCalibration([1.0, 0.5], residual_low=1e3, residual_high=2e3, temperature=2.0)
-    report = heldout_report(_tiny_checkpoint(taxonomy, embeddings, calibration), sequences, num_random_samples=2,
+    report = heldout_report(checkpoint, sequences, num_random_samples=2,
                             max_windows=0)
     assert report["recognition"]["actions"] == 0 and report["recognition"]["actions_outside_taxonomy"] == 4
     assert report["refinement_mm"]["refined_pa"] > 0
@@ -111,8 +149,7 @@ def test_a_model_is_scored_on_another_datasets_classes_and_a_calibrated_one_also
 
 def test_the_bigru_baseline_is_trained_and_scored_on_the_same_actions():
     sequences = _long_action_sequences()
-    taxonomy, embeddings = taxonomy_and_embeddings(sequences)
-    report = heldout_report(_tiny_checkpoint(taxonomy, embeddings), sequences, num_random_samples=2, max_windows=4,
+    report = heldout_report(_tiny_checkpoint(sequences), sequences, num_random_samples=2, max_windows=4,
                             gru_train_sequences=sequences, gru_steps=5)
     baseline = report["recognition_baseline_bigru"]
     assert baseline["actions"] == report["recognition"]["actions"] == 4 and baseline["steps"] == 5

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from released_formats import write_fpha
 
 from ghtt_core.data.errors import DatasetFormatError
 from ghtt_core.data.fpha import COLOR_FROM_DEPTH, FPHA_ACTIONS, fpha_taxonomy, load_fpha
@@ -29,24 +30,13 @@ def _skeleton_mm(num_frames, seed):
     return joints
 
 
-def _write_skeleton(path, joints_mm):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [f"{t} " + " ".join(f"{v:.4f}" for v in frame.ravel()) for t, frame in enumerate(joints_mm)]
-    path.write_text("\n".join(rows) + "\n")
-
-
 @pytest.fixture
 def fpha_root(tmp_path):
-    lines, skeletons = [], {}
-    for split, header in (("train", "Training"), ("test", "Test")):
-        lines.append(f"{header} {len(SEQUENCES[split])}")
-        for seed, (sequence_path, label, num_frames) in enumerate(SEQUENCES[split]):
-            lines.append(f"{sequence_path} {label}")
-            skeletons[sequence_path] = _skeleton_mm(num_frames, seed)
-            _write_skeleton(tmp_path / "Hand_pose_annotation_v1" / sequence_path / "skeleton.txt",
-                            skeletons[sequence_path])
-    (tmp_path / "data_split_action_recognition.txt").write_text("\n".join(lines) + "\n")
-    return tmp_path, skeletons
+    splits = {split: [(sequence_path, label, _skeleton_mm(num_frames, seed))
+                      for seed, (sequence_path, label, num_frames) in enumerate(entries)]
+              for split, entries in SEQUENCES.items()}
+    write_fpha(tmp_path, splits)
+    return tmp_path, {sequence_path: joints for entries in splits.values() for sequence_path, _, joints in entries}
 
 
 def test_taxonomy_has_45_actions_with_verb_and_noun():

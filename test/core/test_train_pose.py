@@ -60,8 +60,9 @@ def test_resume_continues_from_the_saved_step(tmp_path):
                         resume_path=tmp_path / "resumed.pt", device="cpu", progress=False)
 
     assert result.step == 8 and result.epoch == 2  # 3 batches per epoch: the resumed run crossed into epoch 2
-    steps = [row["step"] for row in read_metrics(tmp_path / "log.jsonl")]
-    assert steps == list(range(1, 9))
+    rows = read_metrics(tmp_path / "log.jsonl")
+    assert [row["step"] for row in rows if row["split"] == "train"] == list(range(1, 9))
+    assert [(row["split"], row["step"]) for row in rows if row["split"] != "train"] == [("resume", 5)]
     straight = load_checkpoint(tmp_path / "straight.pt").pose_block.state_dict()
     resumed = load_checkpoint(tmp_path / "resumed.pt").pose_block.state_dict()
     for name in straight:
