@@ -215,6 +215,19 @@ def _sequences(args, split):
     return dataset.sequences(split, views)
 
 
+def _no_sequences(data, split, views, split_option="--split") -> ValueError:
+    """The error for a split / view selection without sequences, naming what the dataset has."""
+    from ghtt_core.data.storage import StoredDataset
+
+    entries = StoredDataset(data).entries
+    splits = sorted({entry["split"] for entry in entries})
+    available = sorted({view for entry in entries for view in entry["views"]})
+    if split not in splits:
+        return ValueError(f"{data}: no recordings in split {split!r} (splits: {splits}); choose one with {split_option}")
+    return ValueError(f"{data}: no sequences of split {split!r} in view(s) {views} (views: {available}); choose with "
+                      "--views")
+
+
 def _training_and_validation(args) -> tuple[list, list, dict]:
     """The training and validation sequences, and where validation comes from (kept in the checkpoint's provenance).
 
@@ -298,7 +311,7 @@ def _train_pose(args):
     with_estimated = not args.truth_input
     train_sequences, val_sequences, validation = _training_and_validation(args)
     if not train_sequences:
-        raise ValueError(f"{args.data}: no sequences in split {args.train_split!r}")
+        raise _no_sequences(args.data, args.train_split, args.views, "--train-split")
     with_estimated = with_estimated and all(seq.estimated_joints is not None for seq in train_sequences)
     train = PoseWindowDataset(train_sequences, stride=args.window_stride, obs_len_augment_p=args.obs_len_augment_p,
                               with_estimated=with_estimated)
@@ -337,7 +350,7 @@ def _train_action(args):
                                                  ("label_smoothing", args.label_smoothing)) if value is not None}
     train_sequences, val_sequences, validation = _training_and_validation(args)
     if not train_sequences:
-        raise ValueError(f"{args.data}: no sequences in split {args.train_split!r}")
+        raise _no_sequences(args.data, args.train_split, args.views, "--train-split")
     if not any(sequence.actions for sequence in val_sequences):
         _warn_without_validation(args, "actions")
     options = ActionTrainingOptions(loop=_loop_options(args, 10000), object_drop_prob=args.object_drop_prob,
@@ -362,13 +375,13 @@ def _training_report(args):
     _set_threads(args)
     sequences = _sequences(args, args.split)
     if not sequences:
-        raise ValueError(f"{args.data}: no sequences in split {args.split!r}")
+        raise _no_sequences(args.data, args.split, args.views)
     gru_train = None
     if args.gru_steps > 0:
         views = args.gru_views.split(",") if args.gru_views else None
         gru_train = StoredDataset(args.data).sequences(args.gru_train_split, views)
         if not gru_train:
-            raise ValueError(f"{args.data}: no sequences in split {args.gru_train_split!r} to train the BiGRU on")
+            raise _no_sequences(args.data, args.gru_train_split, args.gru_views, "--gru-train-split")
     report = heldout_report(load_checkpoint(args.checkpoint), sequences, num_random_samples=args.samples,
                             max_windows=args.max_windows, seed=args.seed, gru_train_sequences=gru_train,
                             gru_steps=args.gru_steps,
@@ -393,7 +406,7 @@ def _calibrate(args):
         raise ValueError("calibrating on the test split would leak it into every test figure; use --split val")
     sequences = _sequences(args, args.split)
     if not sequences:
-        raise ValueError(f"{args.data}: no sequences in split {args.split!r}")
+        raise _no_sequences(args.data, args.split, args.views)
     model = load_checkpoint(args.checkpoint, require="full")
     fitted = fit_calibration(model, sequences, max_windows=args.max_windows, coverage_windows=args.coverage_windows,
                              coverage_samples=args.coverage_samples, seed=args.seed, progress=not args.no_progress)

@@ -52,7 +52,7 @@ def _assert_one_error_line(result, prog, *fragments):
 
 
 def _other_taxonomy_dataset(root):
-    """A stored dataset whose only action ('stir soup') is not in the shipped model's taxonomy."""
+    """A stored dataset of one test recording (view cam0) whose only action is not in the shipped model's taxonomy."""
     import numpy as np
 
     from ghtt_core.data.recording import Recording
@@ -80,8 +80,11 @@ def test_user_errors_of_each_command_line_are_one_line_with_the_fix(tmp_path):
         ("ghtt", ["data", "generate", "--seed", "x"], "invalid int value", "--help"),
         ("ghtt", ["estimate", folder, "-o", tmp_path / "p.npz", "--static"], "images of one size"),
         ("ghtt", ["training-report", "--checkpoint", "ghtt_core/assets/ghtt_small.pt", "--data",
-                  _other_taxonomy_dataset(tmp_path / "other"), "--max-windows", "2"],
-         "'stir soup' is not in the taxonomy", "trained on this dataset"),
+                  _other_taxonomy_dataset(tmp_path / "other"), "--split", "train"],
+         "no recordings in split 'train' (splits: ['test']); choose one with --split"),
+        ("ghtt", ["training-report", "--checkpoint", "ghtt_core/assets/ghtt_small.pt", "--data",
+                  tmp_path / "other", "--views", "top"],
+         "in view(s) top (views: ['cam0']); choose with --views"),
         ("ghtt-ros", ["run", tmp_path / "no_graph.yaml"], "graph file not found"),
         ("ghtt-ros", ["nodes", CONFIG / "graph.yaml", "--set", "ghtt_pipeline.top_kk=3"], "did you mean top_k"),
         ("ghtt-ros", ["nodes", CONFIG / "graph.yaml", "devices:=cpu"], "launch argument NAME:=VALUE"),
