@@ -50,6 +50,10 @@ class PoseBlockConfig:
     lambda_hand: float = 1.0  # weight of L_obs + L_pred + L_trj
     lambda_kl: float = 1e-4  # weight of KL(mu, logvar) (summed over latent dims, mean over batch)
     sample_factor: float = 5.0  # std multiplier when drawing test-time samples of the mid-level (P.a)
+    # Forecast hand shapes continue the last observed one (its local joints plus the decoded change since the first
+    # future frame) instead of the shape the P-Dec re-creates: a zero change means the observed hand, whatever the
+    # hands it was trained on looked like (docs/forecasting.md, "Anchoring"). False: the authors' decoding.
+    anchor_forecast_shape: bool = False
 
     def __post_init__(self):
         if self.feature_dim != 153:
@@ -203,12 +207,13 @@ def small_preset() -> ModelConfig:
 
 def with_ghtt_improvements(config: ModelConfig) -> ModelConfig:
     """The A-Block training this project ships (docs/model.md, "What the ghtt presets change"): the rollout loss as
-    P.b runs it, with the decoded joints' distance, and weaker input noise on the mid-levels. Everything else, and
-    every size, stays the authors'."""
+    P.b runs it, with the decoded joints' distance, and weaker input noise on the mid-levels; forecasts keep the
+    observed hand shape. Everything else, and every size, stays the authors'."""
     config.action.lambda_rollout = 30.0
     config.action.rollout_from_observation = True
     config.action.rollout_joint_weight = 1.0
     config.action.noise_std = 0.3
+    config.pose.anchor_forecast_shape = True
     return config
 
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ghtt_core.representation import JOINT_SLICES, VELOCITY_SLICES, decode_features
+from ghtt_core.representation import JOINT_SLICES, VELOCITY_SLICES, decode_features, local_joints_at
 from ghtt_core.skeleton import NUM_HANDS, USED_JOINTS
 
 GAUSSIAN_COVERAGE_1X = 0.608  # P(chi2 with 3 dof < 3): a 3-D Gaussian inside its RMS radius
@@ -101,9 +101,9 @@ def hold_joints(observation) -> torch.Tensor:
     hold = torch.zeros(len(features), 1, features.shape[-1], dtype=features.dtype, device=features.device)
     hold[..., VELOCITY_SLICES[0]] = hold.new_tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 0])
     hold[..., VELOCITY_SLICES[1]] = hold.new_tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 0])
+    observed = local_joints_at(features, placement.base_index)
     for hand in range(NUM_HANDS):
-        base = placement.base_index[:, hand].to(features.device)
-        hold[:, 0, JOINT_SLICES[hand]] = features[torch.arange(len(features)), base, JOINT_SLICES[hand]]
+        hold[:, 0, JOINT_SLICES[hand]] = observed[:, hand]
     joints = decode_features(hold, placement.R_base2cam.double(), placement.t_base2cam.double(),
                              placement.mean_palm_size.double())
     return joints[:, 0]

@@ -32,9 +32,11 @@ from ghtt_core.representation import (
     VELOCITY_SLICES,
     HandFeatures,
     HandPlacement,
+    anchor_local_joints,
     decode_features,
     decode_observed_clip,
     encode_features,
+    local_joints_at,
     placement_from_features,
 )
 from ghtt_core.results import Hypothesis
@@ -405,10 +407,14 @@ class GHTTInference:
         return -(-horizon_frames // self.clip_len)
 
     @staticmethod
-    def _decode_forecast(placement: HandPlacement, present, features, horizon_frames) -> MotionForecast:
+    def _decode_forecast(placement: HandPlacement, present, features, horizon_frames, observed_local=None
+                         ) -> MotionForecast:
         """features (B, S, C, N, 153) of consecutive future clips -> camera joints of the first horizon frames,
-        NaN for hands not in `present` (B, 2)."""
+        NaN for hands not in `present` (B, 2). observed_local (B, 2, 63): anchor the hand shapes on these (the
+        last observed local joints; see PoseBlockConfig.anchor_forecast_shape)."""
         features = features.flatten(2, 3)[:, :, :horizon_frames].to(_GEOMETRY_DTYPE)
+        if observed_local is not None:
+            features = anchor_local_joints(features, observed_local)
         joints = decode_features(
             features,
             placement.R_base2cam.unsqueeze(1),
@@ -486,7 +492,14 @@ class GHTTInference:
         """mids (B, S, C, d): mid-level c decodes into future clip c (one P-Dec pass for all of them); the clips are
         integrated continuously from the observation's base frame and cut to horizon_frames."""
         future = self.pose_block.decode_mid(mids)
-        return self._decode_forecast(observation.placement, observation.hand_present_at_end, future, horizon_frames)
+        return self._decode_forecast(observation.placement, observation.hand_present_at_end, future, horizon_frames,
+                                     self._shape_anchor(observation))
+
+    def _shape_anchor(self, observation: EncodedObservation) -> torch.Tensor | None:
+        """The observed local joints forecasts are anchored on, or None (the authors' decoding)."""
+        if not self.model.config.pose.anchor_forecast_shape:
+            return None
+        return local_joints_at(observation.hand_features.features.flatten(1, 2), observation.placement.base_index)
 
     def generate_for_action(self, observation: EncodedObservation, action_label: str, **options) -> MotionForecast:
         """Action-controlled generation (gt_action_for_dec): P.b with the A-Dec driven by the label's embedding."""
@@ -527,7 +540,7 @@ class GHTTInference:
             decoded.append(self.pose_block.decode_with_skip(mids, encoding.tokens, encoding.frame_valid))
         features = torch.stack(decoded, dim=1).unflatten(0, (batch, num_samples))  # (B, S, C, N, 153)
         forecast = self._decode_forecast(observation.placement, observation.hand_present_at_end, features,
-                                         horizon_frames)
+                                         horizon_frames, self._shape_anchor(observation))
         return self._calibrated(observation, forecast, calibrated)
 
     @torch.no_grad()

@@ -255,6 +255,25 @@ def _base_to_camera(joints_base_scaled, R_base2cam, t_base2cam):
     return (joints_base_scaled / HAND_SCALE) @ R_base2cam.unsqueeze(-4) + t_base2cam[..., None, :, None, :]
 
 
+def local_joints_at(features, base_index):
+    """features (B, T, 153), base_index (B, 2) -> each hand's local-joint slots at its base frame (B, 2, 63)."""
+    rows = torch.arange(len(features), device=features.device)
+    return torch.stack([features[rows, base_index[:, hand].to(features.device), JOINT_SLICES[hand]]
+                        for hand in range(NUM_HANDS)], dim=1)
+
+
+def anchor_local_joints(features, observed_local):
+    """Predicted features (B, ..., T, 153) whose local joints continue the observed ones (B, 2, 63): observed +
+    (predicted - predicted at frame 0) per hand, so the forecast starts from the observed hand shape and keeps only
+    the predicted change of shape."""
+    anchored = features.clone()
+    observed = observed_local.reshape(len(features), *([1] * (features.dim() - 2)), NUM_HANDS, -1)
+    for hand in range(NUM_HANDS):
+        local = features[..., JOINT_SLICES[hand]]
+        anchored[..., JOINT_SLICES[hand]] = observed[..., hand, :].to(local.dtype) + local - local[..., :1, :]
+    return anchored
+
+
 def decode_features(features, R_base2cam, t_base2cam, mean_palm_size, renormalize=True):
     """Predicted features (..., T, 153), frame 0 directly after the base frame -> camera joints (..., T, 2, 21, 3).
 

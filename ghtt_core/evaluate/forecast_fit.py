@@ -21,7 +21,7 @@ from ghtt_core.forecast_calibration import GAUSSIAN_COVERAGE_1X, ForecastCalibra
 from ghtt_core.evaluate import protocols
 from ghtt_core.inference import GHTTInference
 
-CANDIDATE_TEMPERATURES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
+CANDIDATE_TEMPERATURES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0)
 CALIBRATION_MIN_FRAMES = 30  # the 1-s protocol's windows
 REPORTED_FRAMES = (1, 4, 8, 16, 30, 48, 60, 96)
 

@@ -51,12 +51,14 @@ def test_bad_configs_raise():
         load_config("/nonexistent/model.yaml")
 
 
-def test_ghtt_presets_are_the_authors_sizes_with_this_projects_a_block_training():
+def test_ghtt_presets_are_the_authors_sizes_with_this_projects_a_block_training_and_anchoring():
     from ghtt_core.config import preset
 
     for ours, authors in (("ghtt", "paper"), ("ghtt_small", "small")):
         mine, theirs = preset(ours).to_dict(), preset(authors).to_dict()
-        assert mine["pose"] == theirs["pose"] and mine["flattened"] == theirs["flattened"]
+        assert mine["flattened"] == theirs["flattened"]
+        assert {key for key in mine["pose"] if mine["pose"][key] != theirs["pose"][key]} == {"anchor_forecast_shape"}
+        assert mine["pose"]["anchor_forecast_shape"] and not theirs["pose"]["anchor_forecast_shape"]
         changed = {key for key in mine["action"] if mine["action"][key] != theirs["action"][key]}
         assert changed == {"lambda_rollout", "rollout_from_observation", "rollout_joint_weight", "noise_std"}
         assert theirs["action"]["lambda_rollout"] == 0.0 and theirs["action"]["noise_std"] == 1.0

@@ -277,3 +277,28 @@ def test_pose_only_checkpoint_refines_and_predicts_but_cannot_recognize():
         inference.recognize(observation)
     with pytest.raises(ValueError, match="full checkpoint"):
         inference.predict_action_guided(observation)
+
+
+def _bone_lengths(joints):
+    """(..., 2, 21, 3) -> distances of every joint to the wrist (..., 2, 21): the hand's shape, whatever its pose."""
+    return (joints - joints[..., :1, :]).norm(dim=-1)
+
+
+def test_anchored_forecasts_start_from_the_observed_hand_shape():
+    joints, presence = observation_arrays(batch=2, clips=2)
+    plain = GHTTInference(tiny_model())
+    anchored_model = tiny_model()
+    anchored_model.config.pose.anchor_forecast_shape = True
+    anchored = GHTTInference(anchored_model)
+    observation = anchored.encode_observation(joints, presence)
+    observed_shape = _bone_lengths(joints[:, -1, -1])[..., USED]
+    for predict in ("predict_action_guided", "predict_pose_only"):
+        forecasts = [getattr(model, predict)(observation, num_samples=3, horizon_frames=20, generator=generator(0))
+                     for model in (plain, anchored)]
+        first_shape = [_bone_lengths(forecast.joints[:, :, 0])[..., USED] for forecast in forecasts]
+        plain_gap = (first_shape[0] - observed_shape[:, None]).abs().max()
+        anchored_gap = (first_shape[1] - observed_shape[:, None]).abs().max()
+        # the moving test hands keep their palm size, so the anchored first frame is the observed hand exactly
+        assert anchored_gap < 1e-4 < plain_gap, predict
+        # the samples still differ (their predicted motion and change of shape are kept)
+        assert (forecasts[1].joints[:, 1:, -1] - forecasts[1].joints[:, :1, -1]).abs().amax() > 1e-3, predict

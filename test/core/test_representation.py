@@ -308,3 +308,20 @@ def test_bad_input_raises_value_error():
         rep.split_features(torch.zeros(1, 4, 152))
     with pytest.raises(ValueError, match="velocity_6d"):
         rep.accumulate_trajectory(torch.zeros(4, 6), torch.zeros(5, 3))
+
+
+def test_anchored_local_joints_keep_the_predicted_change_of_shape():
+    from ghtt_core.representation import JOINT_SLICES, anchor_local_joints, local_joints_at
+
+    gen = _gen(3)
+    features = torch.randn(2, 5, 7, 153, generator=gen, dtype=torch.float64)  # (B, S, T, 153)
+    observed = torch.randn(2, 2, 63, generator=gen, dtype=torch.float64)
+    anchored = anchor_local_joints(features, observed)
+    for hand, slots in enumerate(JOINT_SLICES):
+        torch.testing.assert_close(anchored[:, :, 0, slots], observed[:, None, hand].expand(-1, 5, -1))
+        torch.testing.assert_close(anchored[..., slots].diff(dim=2), features[..., slots].diff(dim=2))
+    torch.testing.assert_close(anchored[..., 126:], features[..., 126:])  # velocities untouched
+    base_index = torch.tensor([[6, 2], [0, 4]])
+    picked = local_joints_at(features[:, 0], base_index)
+    torch.testing.assert_close(picked[1, 0], features[1, 0, 0, JOINT_SLICES[0]])
+    torch.testing.assert_close(picked[0, 1], features[0, 0, 2, JOINT_SLICES[1]])
