@@ -130,3 +130,34 @@ def fit_calibration(checkpoint, sequences, max_windows: int = 2000, coverage_win
         "seconds": round(time.perf_counter() - started, 1),
     }
     return ForecastCalibration(gain.tolist(), residual_low, residual_high, float(chosen), details)
+
+
+def plot_spread_coverage(path, details: dict, chosen_temperature: float):
+    """The calibration plot: share of true future joints within 1x and 2x the sample spread of the sample mean, per
+    future frame, for every candidate temperature of a fit (`details` of a ForecastCalibration), the chosen one bold,
+    and what a Gaussian spread would give."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    reference = details["gaussian_reference"]
+    for axis, multiple in zip(axes, ("1x", "2x")):
+        for temperature, coverage in details["coverage_by_temperature"].items():
+            by_frame = coverage[f"{multiple}_by_frame"]
+            frames = [int(frame) for frame in by_frame]
+            chosen = float(temperature) == chosen_temperature
+            axis.plot(frames, list(by_frame.values()), "o-" if chosen else "-", linewidth=2.5 if chosen else 0.8,
+                      label=f"temperature {temperature}{' (chosen)' if chosen else ''}")
+        axis.axhline(reference[multiple], linestyle="--", color="0.3", label=f"Gaussian: {reference[multiple]:.3f}")
+        axis.set_xlabel("future frame (30 Hz)")
+        axis.set_title(f"true joints within {multiple} spread of the sample mean", fontsize=9)
+        axis.set_ylim(0, 1)
+    axes[0].set_ylabel("share of joints")
+    axes[1].legend(fontsize=7, loc="lower left")
+    figure.suptitle(f"spread coverage on {details.get('coverage_windows', '?')} windows of split "
+                    f"{details.get('split', '?')} ({details.get('coverage_samples', '?')} samples each)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)

@@ -128,7 +128,8 @@ def register(subparsers):
         description="Fit the forecast calibration of a full checkpoint on held-out recordings (default: the val "
         "subjects, never the test split) and write a copy of the checkpoint that carries it (docs/inference.md, "
         "'Forecast calibration'). The copy's forecasts shrink towards holding the last pose where the model is "
-        "unsure (far ahead, or on motion unlike its training data) and sample at the calibrated temperature.",
+        "unsure (far ahead, or on motion unlike its training data) and sample at the calibrated temperature. The "
+        "calibration plot (spread coverage per future frame and temperature) goes beside it as <out>.coverage.png.",
         formatter_class=_HelpFormatter,
     )
     calibrate.add_argument("--checkpoint", type=Path, required=True, help="a full checkpoint (ghtt train-action)")
@@ -399,7 +400,7 @@ def _calibrate(args):
     import json
 
     from ghtt_core.checkpoint import load_checkpoint, save_checkpoint
-    from ghtt_core.evaluate.forecast_fit import fit_calibration
+    from ghtt_core.evaluate.forecast_fit import fit_calibration, plot_spread_coverage
 
     _set_threads(args)
     if args.split == "test":
@@ -421,6 +422,9 @@ def _calibrate(args):
                "horizon_gain": {str(f): round(fitted.horizon_gain[f - 1], 3) for f in (1, 8, 16, 30, 48, 60, 96)
                                 if f <= len(fitted.horizon_gain)},
                "details": fitted.details}
+    plot = Path(args.out).with_suffix(".coverage.png")
+    plot_spread_coverage(plot, fitted.details, fitted.temperature)
+    summary["coverage_plot"] = str(plot)
     print(json.dumps(summary, indent=1))
 
 

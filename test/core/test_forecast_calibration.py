@@ -184,5 +184,6 @@ def test_calibrate_command_writes_a_calibrated_copy_and_refuses_the_test_split(t
     assert main([*common, "--split", "val", "--out", str(tmp_path / "c.pt")]) == 0
     calibrated = load_checkpoint(tmp_path / "c.pt")
     assert calibrated.calibration is not None and calibrated.calibration.details["split"] == "val"
+    assert (tmp_path / "c.coverage.png").read_bytes()[:4] == b"\x89PNG"  # the calibration plot beside it
     assert torch.equal(calibrated.pose_block.state_dict()["output_head.0.weight"],
                        model.pose_block.state_dict()["output_head.0.weight"])
