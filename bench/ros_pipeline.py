@@ -247,7 +247,8 @@ def main(argv=None):
     synthetic = SyntheticActionSource(0, 2, 1)
     print(f"ghtt ROS benchmark: {args.checkpoint.name}, device {args.device}, K={args.num_samples}, "
           f"{os.cpu_count()} CPUs, video {video.path.name} {video.frames[0].bgr.shape[1]}x"
-          f"{video.frames[0].bgr.shape[0]}, RSS at start {rss_mb():.0f} MB", flush=True)
+          f"{video.frames[0].bgr.shape[0]}, RSS at start {rss_mb():.0f} MB, load average "
+          f"{' / '.join(f'{value:.2f}' for value in os.getloadavg())}", flush=True)
     graphs = start_graphs(args.checkpoint, args.device, args.num_samples, 120.0)
     rclpy.init()
     node = rclpy.create_node("ghtt_bench_probe")
@@ -266,7 +267,8 @@ def main(argv=None):
             probe, graphs, synthetic, r, args.rate_seconds, next(phases)))
         camera = highest_passing(args.camera_rates, lambda r: camera_rate_passes(
             probe, graphs, video, r, args.rate_seconds, next(phases)))
-        print(f"  highest rate without drops: pose path {pose} Hz, camera path {camera} Hz", flush=True)
+        print(f"  highest rate without drops: pose path {pose} Hz, camera path {camera} Hz (load average now "
+              f"{os.getloadavg()[0]:.2f}; bench/camera_path.py: the camera path at 30 Hz stage by stage)", flush=True)
         if args.minutes > 0:
             measure_memory(probe, video, synthetic, args.minutes)
     finally:
