@@ -30,9 +30,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from ros_pipeline import Probe, stream, wait_for  # bench/ is the script's directory
 
 from ghtt_ros.demo.run import DEFAULT_VIDEO
-from ros_pipeline import Probe, stream, wait_for  # bench/ is the script's directory
 
 _NS_PER_S = 1_000_000_000
 STAGES = ("publish", "transport", "queue", "convert", "mediapipe", "place", "message")
@@ -120,7 +120,7 @@ def camera_frames(video, width, height, count):
         if not ok:
             break
         rows, cols = bgr.shape[:2]
-        crop = min(cols, int(round(rows * width / height)))
+        crop = min(cols, round(rows * width / height))
         left = (cols - crop) // 2
         frames.append(cv2.resize(bgr[:, left:left + crop], (width, height), interpolation=cv2.INTER_AREA))
     capture.release()
@@ -182,10 +182,10 @@ def main(argv=None):
     import torch
     from rclpy.executors import SingleThreadedExecutor
 
+    from ghtt_core.estimator.camera import DEFAULT_HORIZONTAL_FOV_DEG, CameraIntrinsics
     from ghtt_ros.demo.run import CAMERA_NAMESPACE, start_graphs
     from ghtt_ros.demo.sources import SyntheticActionSource
     from ghtt_ros.images import array_to_image, intrinsics_to_camera_info
-    from ghtt_core.estimator.camera import DEFAULT_HORIZONTAL_FOV_DEG, CameraIntrinsics
     from ghtt_ros.nodes.pipeline import SHIPPED_CHECKPOINT
 
     print(f"camera path benchmark: {args.width}x{args.height} bgr8 at {args.rate:g} Hz for {args.seconds:g} s, "

@@ -46,7 +46,6 @@ def image_to_rgb(msg):
     return cv2.cvtColor(pixels[:, :, 0] if channels == 1 else pixels, _TO_RGB[msg.encoding])
 
 
-
 def depth_to_metres(msg):
     """REP-118 depth Image (16UC1 mm, 32FC1 m) -> float32 (H, W) metres, NaN where invalid."""
     if msg.encoding not in DEPTH_ENCODINGS:

@@ -8,8 +8,9 @@ class sets per image instead of the graph's own "enough hands tracked" flag. `Pa
 max_num_hands are tracked (MediaPipe's rule) and, while at least one hand is tracked, runs it only on every
 `detection_interval`-th image; with no hand tracked it detects on every image. Tracked hands keep following their
 previous landmarks in between, exactly as in MediaPipe's own tracking; a hand entering the view is found at most
-`detection_interval` images later, and when a tracked hand is lost the same image is searched again at once. detection_interval 1 reproduces MediaPipe's behaviour; static_image_mode (single
-photos) detects on every image and tracks nothing, as Hands(static_image_mode=True).
+`detection_interval` images later, and when a tracked hand is lost the same image is searched again at once.
+detection_interval 1 reproduces MediaPipe's behaviour; static_image_mode (single photos) detects on every image and
+tracks nothing, as Hands(static_image_mode=True).
 """
 
 import os
