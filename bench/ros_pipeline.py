@@ -175,14 +175,18 @@ def pose_rate_passes(probe, graphs, synthetic, rate_hz, seconds, phase):
 
 
 def camera_rate_passes(probe, graphs, video, rate_hz, seconds, phase):
+    estimator = graphs[0].nodes["hand_estimator"]
+    received_before, skipped_before = estimator.stats.received, estimator.stats.skipped
     probe.reset()
     base = (phase + 1) * 10**6 * _NS_PER_S
     images = stream(seconds, rate_hz, lambda i: probe.publish_image(
         video, video.frames[i % len(video.frames)], base + i * MODEL_FRAME_PERIOD_NS))
     wait_for(lambda: probe.estimated >= images, 5.0)
     ok = probe.estimated == images
-    print(f"  camera {rate_hz:6.0f} Hz: {images} images -> {probe.estimated} estimated poses: "
-          f"{'ok' if ok else 'DROPS'}")
+    print(f"  camera {rate_hz:6.0f} Hz: {images} images -> {probe.estimated} estimated poses "
+          f"({images - (estimator.stats.received - received_before)} not delivered to the estimator, "
+          f"{estimator.stats.skipped - skipped_before} skipped by its newest-image queue; load "
+          f"{os.getloadavg()[0]:.2f}): {'ok' if ok else 'DROPS'}")
     return ok
 
 
