@@ -175,14 +175,18 @@ def pose_rate_passes(probe, graphs, synthetic, rate_hz, seconds, phase):
 
 
 def camera_rate_passes(probe, graphs, video, rate_hz, seconds, phase):
+    estimator = graphs[0].nodes["hand_estimator"]
+    received_before, skipped_before = estimator.stats.received, estimator.stats.skipped
     probe.reset()
     base = (phase + 1) * 10**6 * _NS_PER_S
     images = stream(seconds, rate_hz, lambda i: probe.publish_image(
         video, video.frames[i % len(video.frames)], base + i * MODEL_FRAME_PERIOD_NS))
     wait_for(lambda: probe.estimated >= images, 5.0)
     ok = probe.estimated == images
-    print(f"  camera {rate_hz:6.0f} Hz: {images} images -> {probe.estimated} estimated poses: "
-          f"{'ok' if ok else 'DROPS'}")
+    print(f"  camera {rate_hz:6.0f} Hz: {images} images -> {probe.estimated} estimated poses "
+          f"({images - (estimator.stats.received - received_before)} not delivered to the estimator, "
+          f"{estimator.stats.skipped - skipped_before} skipped by its newest-image queue; load "
+          f"{os.getloadavg()[0]:.2f}): {'ok' if ok else 'DROPS'}")
     return ok
 
 
@@ -247,7 +251,8 @@ def main(argv=None):
     synthetic = SyntheticActionSource(0, 2, 1)
     print(f"ghtt ROS benchmark: {args.checkpoint.name}, device {args.device}, K={args.num_samples}, "
           f"{os.cpu_count()} CPUs, video {video.path.name} {video.frames[0].bgr.shape[1]}x"
-          f"{video.frames[0].bgr.shape[0]}, RSS at start {rss_mb():.0f} MB", flush=True)
+          f"{video.frames[0].bgr.shape[0]}, RSS at start {rss_mb():.0f} MB, load average "
+          f"{' / '.join(f'{value:.2f}' for value in os.getloadavg())}", flush=True)
     graphs = start_graphs(args.checkpoint, args.device, args.num_samples, 120.0)
     rclpy.init()
     node = rclpy.create_node("ghtt_bench_probe")
@@ -266,7 +271,8 @@ def main(argv=None):
             probe, graphs, synthetic, r, args.rate_seconds, next(phases)))
         camera = highest_passing(args.camera_rates, lambda r: camera_rate_passes(
             probe, graphs, video, r, args.rate_seconds, next(phases)))
-        print(f"  highest rate without drops: pose path {pose} Hz, camera path {camera} Hz", flush=True)
+        print(f"  highest rate without drops: pose path {pose} Hz, camera path {camera} Hz (load average now "
+              f"{os.getloadavg()[0]:.2f}; bench/camera_path.py: the camera path at 30 Hz stage by stage)", flush=True)
         if args.minutes > 0:
             measure_memory(probe, video, synthetic, args.minutes)
     finally:

@@ -25,6 +25,9 @@ from ghtt_core.skeleton import NUM_HANDS, NUM_JOINTS
 class MediaPipeConfig:
     # True for single photos (detect every call); False for video (MediaPipe tracks between calls, ~2x faster).
     static_image_mode: bool = False
+    # Video: while a hand is tracked but fewer than max_num_hands, look for new hands on every Nth image only
+    # (1 = every image, MediaPipe's own rule, which costs the palm detector on every one-hand image; mediapipe_graph).
+    palm_detection_interval: int = 5
     max_num_hands: int = 2
     model_complexity: int = 1  # 0 = lite, 1 = full landmark model
     min_detection_confidence: float = 0.5
@@ -37,6 +40,8 @@ class MediaPipeConfig:
     def __post_init__(self):
         if not 1 <= self.max_num_hands <= NUM_HANDS:
             raise ValueError(f"max_num_hands must be 1 or 2, got {self.max_num_hands}")
+        if self.palm_detection_interval < 1:
+            raise ValueError(f"palm_detection_interval must be >= 1, got {self.palm_detection_interval}")
         if self.model_complexity not in (0, 1):
             raise ValueError(f"model_complexity must be 0 or 1, got {self.model_complexity}")
 
@@ -51,15 +56,16 @@ class MediaPipeHandEstimator:
     """HandEstimator backed by MediaPipe Hands. Keep one instance per camera stream (MediaPipe tracks internally)."""
 
     def __init__(self, config=None):
-        import mediapipe as mp
+        from ghtt_core.estimator.mediapipe_graph import PacedHands
 
         self.config = config or MediaPipeConfig()
-        self._hands = mp.solutions.hands.Hands(
+        self._hands = PacedHands(
             static_image_mode=self.config.static_image_mode,
             max_num_hands=self.config.max_num_hands,
             model_complexity=self.config.model_complexity,
             min_detection_confidence=self.config.min_detection_confidence,
             min_tracking_confidence=self.config.min_tracking_confidence,
+            detection_interval=self.config.palm_detection_interval,
         )
         self._tracker = SideTracker(self.config.tracker)
 

@@ -53,7 +53,8 @@ def _value(source):
 
 def build_hand_estimator(backend="mediapipe", estimator_checkpoint="", model_complexity=1,
                          min_detection_confidence=0.5, min_tracking_confidence=0.5, image_is_mirrored=False,
-                         default_horizontal_fov_deg=DEFAULT_HORIZONTAL_FOV_DEG, device="cpu"):
+                         default_horizontal_fov_deg=DEFAULT_HORIZONTAL_FOV_DEG, palm_detection_interval=5,
+                         device="cpu"):
     """The HandEstimator of a backend: "mediapipe" (off the shelf, models in the wheel) or "resnet" (a trained ghtt
     estimator checkpoint). Both are deterministic for the same images in the same order (MediaPipe's CPU graph;
     the ResNet with a fixed number of torch threads)."""
@@ -75,11 +76,12 @@ def build_hand_estimator(backend="mediapipe", estimator_checkpoint="", model_com
         min_tracking_confidence=min_tracking_confidence,
         image_is_mirrored=image_is_mirrored,
         default_horizontal_fov_deg=default_horizontal_fov_deg,
+        palm_detection_interval=palm_detection_interval,
     ))
 
 
 _BUILD_KEYS = ("backend", "estimator_checkpoint", "model_complexity", "min_detection_confidence",
-               "min_tracking_confidence", "image_is_mirrored", "default_horizontal_fov_deg")
+               "min_tracking_confidence", "image_is_mirrored", "default_horizontal_fov_deg", "palm_detection_interval")
 _SETTINGS_KEYS = ("default_horizontal_fov_deg", "use_camera_info", "use_depth", "depth_max_skew_s")
 
 

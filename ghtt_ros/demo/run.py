@@ -167,15 +167,17 @@ def spread_after(result: StreamResult, seconds):
     return float(np.mean(values)) if values.size else float("nan")
 
 
-def start_graphs(checkpoint, device, num_samples, startup_timeout_s):
+def start_graphs(checkpoint, device, num_samples, startup_timeout_s, camera_mode="composed", estimator=None):
     """The camera graph (config/graph.yaml) in /camera and the pose-input graph (config/pose_input.yaml) in /pose,
-    composed in this process; -> [camera GraphRunner, pose GraphRunner], every node active (else RuntimeError)."""
+    the pose graph composed in this process, the camera graph too or (camera_mode "process") one process per node;
+    estimator: further hand_estimator parameters. -> [camera GraphRunner, pose GraphRunner], every node active (else
+    RuntimeError)."""
     from ghtt_ros.graph.spec import config_dir
     from ghtt_ros.graph.runner import GraphRunner
 
     pipeline = {"device": device, "checkpoint": str(checkpoint), "num_samples": num_samples}
     camera = GraphRunner(config_dir() / "graph.yaml", namespace=CAMERA_NAMESPACE, overrides={
-        "ghtt_pipeline": pipeline, "hand_estimator": {"device": device}})
+        "ghtt_pipeline": pipeline, "hand_estimator": {"device": device, **(estimator or {})}}, mode=camera_mode)
     pose = GraphRunner(config_dir() / "pose_input.yaml", namespace=POSE_NAMESPACE,
                        overrides={"ghtt_pipeline": pipeline})
     graphs = []

@@ -36,6 +36,9 @@ ESTIMATOR_PARAMETERS = (
     ParameterSpec("model_complexity", 1, "MediaPipe landmark model: 0 lite, 1 full.", 0, 1),
     ParameterSpec("min_detection_confidence", 0.5, "MediaPipe hand detection threshold.", 0.0, 1.0),
     ParameterSpec("min_tracking_confidence", 0.5, "MediaPipe landmark tracking threshold.", 0.0, 1.0),
+    ParameterSpec("palm_detection_interval", 5, "MediaPipe: while fewer than two hands are tracked, look for a new "
+                  "hand on every Nth image only (1 = every image: the palm detector then runs on every one-hand "
+                  "image and doubles the cost).", 1, 100),
     ParameterSpec("image_is_mirrored", False, "True only for mirrored (selfie preview) images: swaps handedness."),
     ParameterSpec("default_horizontal_fov_deg", 60.0, "Field of view assumed while no valid CameraInfo is known.",
                   1.0, 179.0),

@@ -3,12 +3,14 @@
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from ghtt_core.estimator.camera import CameraIntrinsics, depth_image_to_metres, project
 from ghtt_core.estimator.media import iter_rgb_frames
 from ghtt_core.estimator.mediapipe_backend import MediaPipeConfig, MediaPipeHandEstimator
+from ghtt_core.estimator.mediapipe_graph import PacedHands
 from ghtt_core.estimator.offline import estimate_frames
 from ghtt_core.skeleton import LEFT, RIGHT
 
@@ -156,3 +158,35 @@ def test_bad_input_is_rejected_before_mediapipe(photo_estimator):
 def test_empty_scene_has_no_hands(photo_estimator):
     hands = photo_estimator.estimate(np.full((240, 320, 3), 127, np.uint8))
     assert not hands.presence.any() and np.all(hands.joints == 0)
+
+
+def test_paced_palm_detection_finds_the_same_hands_with_fewer_detector_runs():
+    """With one hand in view MediaPipe's own rule (interval 1) runs the palm detector on every image; paced, it runs
+    on about every 5th once the hand is tracked, and the same images have a hand (docs/estimator.md)."""
+    frames = [image for _, image in iter_rgb_frames(fixture_path("videos/hand_landmarker_test_video.mp4"), 40)]
+    found, runs = {}, {}
+    for interval in (1, 5):
+        hands = PacedHands(detection_interval=interval)
+        try:
+            found[interval] = [len(hands.process(frame).multi_hand_landmarks or ()) for frame in frames]
+        finally:
+            hands.close()
+        runs[interval] = hands.detections_run
+    assert found[5] == found[1] and min(found[1]) == 1
+    assert runs[1] == len(frames)
+    assert runs[5] <= len(frames) // 5 + 2
+
+
+def test_a_lost_hand_is_searched_again_in_the_same_image():
+    """A cut from a photo with a hand to another: tracking loses the hand and the new image is searched at once, so
+    no image of a hand comes out empty."""
+    photos = [cv2.cvtColor(cv2.imread(str(fixture_path(name))), cv2.COLOR_BGR2RGB)
+              for name in ("images/pixabay/hand_landmarker_test_image.jpg", "images/thumb-up-mit.jpg")]
+    hands = PacedHands(detection_interval=100)
+    try:
+        counts = [len(hands.process(photos[i // 3]).multi_hand_landmarks or ()) for i in range(6)]
+    finally:
+        hands.close()
+    assert counts == [1] * 6
+    with pytest.raises(ValueError, match="detection_interval"):
+        PacedHands(detection_interval=0)
