@@ -49,10 +49,14 @@ class Subject:
         style = style or STYLE_DOMAINS["default"]
         scale = rng.uniform(*style.scale)
         speed = rng.uniform(*style.speed)
+        # drawn only where the domain has slow subjects, so that the default domain keeps the random stream (and the
+        # recordings) of datasets generated before style domains existed
+        if style.slow_fraction > 0 and rng.random() < style.slow_fraction:
+            speed = 1.0 / speed
         return cls(
             name=name,
             scale=scale,
-            speed=speed if rng.random() >= style.slow_fraction else 1.0 / speed,
+            speed=speed,
             amplitude=rng.uniform(*style.amplitude),
             dominant=LEFT if rng.random() < style.left_handed_fraction else RIGHT,
             style=np.radians(rng.normal(0.0, style.posture_sigma_deg, size=(5, 4))),
