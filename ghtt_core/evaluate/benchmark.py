@@ -21,6 +21,7 @@ from ghtt_core.config import ModelConfig, TransformerConfig, preset
 from ghtt_core.data.storage import StoredDataset
 from ghtt_core.data.windows import PoseWindowDataset
 from ghtt_core.evaluate import protocols
+from ghtt_core.evaluate.clip_offsets import OffsetAveragedRecognizer
 from ghtt_core.evaluate.fid_net import FIDNet, FIDTrainingOptions, action_sequences, fid_preset, train_fid_net
 from ghtt_core.evaluate.fitting import FitOptions
 from ghtt_core.evaluate.gru_baseline import GRUClassifier, GRURecognizer, train_gru_baseline
@@ -197,7 +198,9 @@ def run_benchmark(data_dir, out_dir, benchmark: BenchmarkPreset, seed: int = 0, 
     _log("evaluating recognition and refinement")
     test_recognition = _subset(protocols.recognition_sequences(test_sequences, taxonomy, config.action.max_clips),
                                benchmark.max_recognition_sequences, seed)
-    recognizers = [protocols.GHTTRecognizer(inference), HTTRecognizer(htt, action_embeddings), GRURecognizer(gru),
+    ghtt_recognizer, gru_recognizer = protocols.GHTTRecognizer(inference), GRURecognizer(gru)
+    recognizers = [ghtt_recognizer, OffsetAveragedRecognizer(ghtt_recognizer), HTTRecognizer(htt, action_embeddings),
+                   gru_recognizer, OffsetAveragedRecognizer(gru_recognizer),
                    protocols.FlattenedRecognizer(flattened, action_embeddings)]
     predicted = {recognizer.name: protocols.recognize_all(recognizer, test_recognition) for recognizer in recognizers}
     refinement = protocols.refinement_errors(inference, test_recognition)

@@ -119,3 +119,9 @@ class GRURecognizer:
 
     def recognize(self, sequences: RecognitionSequences) -> torch.Tensor:
         return predict_classes(self.model, sequence_inputs(sequences, self.model.cfg.frames))
+
+    @torch.no_grad()
+    def scores(self, sequences: RecognitionSequences) -> torch.Tensor:
+        """(N, C) softmax scores of every class."""
+        self.model.eval()
+        return self.model(sequence_inputs(sequences, self.model.cfg.frames)).softmax(dim=-1)

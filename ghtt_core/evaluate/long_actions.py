@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ghtt_core.evaluate.protocols import CLIP_FRAMES, RecognitionSequences, recognition_sequences
+from ghtt_core.evaluate.protocols import CLIP_FRAMES, RecognitionSequences, class_scores, recognition_sequences
 
 LONG_ACTION_MODES = ("first", "sliding")
 
@@ -55,13 +55,6 @@ def window_starts(num_clips: int, capacity: int) -> list[int]:
     if starts[-1] != num_clips - capacity:
         starts.append(num_clips - capacity)
     return starts
-
-
-def class_scores(inference, observation, object_names=None, phase=None) -> torch.Tensor:
-    """(B, C) softmax scores of every class of the taxonomy, in taxonomy order (GHTTInference.recognize, all k)."""
-    num_classes = len(inference.model.taxonomy.actions)
-    ranked = inference.recognize(observation, object_names=object_names, phase=phase, top_k=num_classes)
-    return torch.zeros_like(ranked.scores).scatter_(1, ranked.indices, ranked.scores).cpu()
 
 
 def sliding_window_scores(inference, actions: RecognitionSequences, capacity: int, nouns=None) -> torch.Tensor:

@@ -470,6 +470,13 @@ class Recognizer(Protocol):
         ...
 
 
+def class_scores(inference, observation, object_names=None, phase=None) -> torch.Tensor:
+    """(B, C) softmax scores of every class of the taxonomy, in taxonomy order (GHTTInference.recognize, all k)."""
+    num_classes = len(inference.model.taxonomy.actions)
+    ranked = inference.recognize(observation, object_names=object_names, phase=phase, top_k=num_classes)
+    return torch.zeros_like(ranked.scores).scatter_(1, ranked.indices, ranked.scores).cpu()
+
+
 def _input_observation(inference: GHTTInference, sequences: RecognitionSequences):
     return inference.encode_observation(sequences.input_joints, sequences.input_presence, sequences.frame_valid)
 
@@ -484,6 +491,9 @@ class GHTTRecognizer:
     def recognize(self, sequences):
         observation = _input_observation(self.inference, sequences)
         return self.inference.recognize(observation, top_k=1).indices[:, 0].cpu()
+
+    def scores(self, sequences) -> torch.Tensor:
+        return class_scores(self.inference, _input_observation(self.inference, sequences))
 
 
 @dataclass

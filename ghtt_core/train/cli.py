@@ -113,6 +113,11 @@ def register(subparsers):
                         help="recognition of actions longer than the A-Block's capacity (16 clips = 256 frames): "
                              "'first' scores their first 256 frames (the authors' evaluation), 'sliding' averages "
                              "the class scores over windows of 16 clips every 8 clips")
+    report.add_argument("--clip-offsets", default="0,4,8,12",
+                        help="recognition is also reported with the class scores averaged over these clip "
+                             "alignments (frames left out at the action start before cutting clips; the "
+                             "`*_clip_offsets` rows, for G-HTT and the BiGRU); '0' = the authors' single alignment "
+                             "only")
     report.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     report.add_argument("--gru-steps", type=int, default=0,
                         help="also train the BiGRU recognition baseline for this many steps (batch 32) on "
@@ -371,8 +376,10 @@ def _training_report(args):
 
     from ghtt_core.checkpoint import load_checkpoint
     from ghtt_core.data.storage import StoredDataset
+    from ghtt_core.evaluate.clip_offsets import parse_offsets
     from ghtt_core.train.heldout import heldout_report
 
+    clip_offsets = parse_offsets(args.clip_offsets)
     _set_threads(args)
     sequences = _sequences(args, args.split)
     if not sequences:
@@ -387,7 +394,8 @@ def _training_report(args):
                             max_windows=args.max_windows, seed=args.seed, gru_train_sequences=gru_train,
                             gru_steps=args.gru_steps,
                             count_from="observation_end" if args.min_future_frames else "window_start",
-                            long_actions=args.long_actions, progress=not args.no_progress)
+                            long_actions=args.long_actions, progress=not args.no_progress,
+                            clip_offsets=clip_offsets)
     report["command"] = " ".join(["ghtt", *sys.argv[1:]])
     text = json.dumps(report, indent=1)
     if args.out:

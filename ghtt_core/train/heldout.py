@@ -34,8 +34,8 @@ import torch
 from ghtt_core.evaluate import protocols
 from ghtt_core.evaluate.fitting import FitOptions
 from ghtt_core.evaluate.gru_baseline import GRUClassifier, GRURecognizer, train_gru_baseline
-from ghtt_core.evaluate.long_actions import (LONG_ACTION_MODES, LongActions, class_scores,
-                                             find_long_actions, sliding_window_scores)
+from ghtt_core.evaluate.clip_offsets import DEFAULT_OFFSETS, OffsetAveragedRecognizer, averaged_scores
+from ghtt_core.evaluate.long_actions import LONG_ACTION_MODES, LongActions, find_long_actions, sliding_window_scores
 from ghtt_core.evaluate.metrics import (mpjpe, mpjpe_pa, mpjpe_ra, mpjpe_root_relative, paired_difference,
                                         top1_accuracy, top_k_accuracy)
 from ghtt_core.inference import GHTTInference
@@ -67,11 +67,14 @@ def refinement_report(inference: GHTTInference, sequences: protocols.Recognition
 
 
 def recognition_report(inference: GHTTInference, sequences: protocols.RecognitionSequences,
-                       batch_size: int = 64, long_actions: LongActions | None = None, top_k: int = TOP_K) -> dict:
+                       batch_size: int = 64, long_actions: LongActions | None = None, top_k: int = TOP_K,
+                       clip_offsets: tuple = DEFAULT_OFFSETS) -> dict:
     """Top-1 and top-k with and without the object token over the actions whose class the model knows.
 
     long_actions: the actions longer than the A-Block's capacity, uncut; given, they are scored by the mean over
-    sliding windows (ghtt_core.evaluate.long_actions) instead of their first clips (`sequences` cuts them)."""
+    sliding windows (ghtt_core.evaluate.long_actions) instead of their first clips (`sequences` cuts them).
+    clip_offsets: more than one adds `*_clip_offsets` rows, the class scores averaged over these clip alignments
+    (ghtt_core.evaluate.clip_offsets); the plain rows stay the authors' single alignment."""
     known = (sequences.labels >= 0).nonzero().flatten().tolist()
     outside = len(sequences) - len(known)
     if not known:
@@ -80,17 +83,18 @@ def recognition_report(inference: GHTTInference, sequences: protocols.Recognitio
     sequences = sequences.select(known)
     taxonomy = inference.model.taxonomy
     nouns = [taxonomy.actions[label].noun for label in sequences.labels.tolist()]
-    scores = {"motion_only": [], "with_object": []}
-    for first in range(0, len(sequences), batch_size):
-        batch = sequences.select(slice(first, first + batch_size))
-        observation = inference.encode_observation(batch.input_joints, batch.input_presence, batch.frame_valid)
-        clips = batch.frame_valid.shape[1]
-        names = [[nouns[first + i]] * clips for i in range(len(batch))]
-        scores["motion_only"].append(class_scores(inference, observation))
-        scores["with_object"].append(class_scores(inference, observation, object_names=names))
-    scores = {name: torch.cat(parts) for name, parts in scores.items()}
+    scores = _class_scores(inference, sequences, nouns, batch_size)
     if long_actions is not None:
         _rescore_long_actions(inference, scores, long_actions, known, nouns)
+    if len(clip_offsets) > 1:
+        names = list(scores)
+
+        def both_scores(shifted):  # (2, N, C): motion only, with object
+            shifted_scores = _class_scores(inference, shifted, nouns, batch_size)
+            return torch.stack([shifted_scores[name] for name in names])
+
+        averaged = averaged_scores(both_scores, sequences, clip_offsets)
+        scores.update({f"{name}_clip_offsets": matrix for name, matrix in zip(names, averaged)})
     labels = sequences.labels
     k = min(top_k, len(taxonomy.actions))
     majority = float(torch.bincount(labels).max()) / len(labels)
@@ -101,6 +105,7 @@ def recognition_report(inference: GHTTInference, sequences: protocols.Recognitio
         report[f"top1_{name}"] = top1_accuracy(ranked[:, 0], labels)
         report[f"top{top_k}_{name}"] = top_k_accuracy(ranked, labels)
     report.update({
+        "clip_offsets": list(clip_offsets),
         "chance_uniform": 1.0 / len(taxonomy.actions),
         "chance_majority": majority,
         # knowing the object leaves this many candidate actions: guessing among them
@@ -108,6 +113,19 @@ def recognition_report(inference: GHTTInference, sequences: protocols.Recognitio
         "objects": len(taxonomy.objects),
     })
     return report
+
+
+def _class_scores(inference, sequences: protocols.RecognitionSequences, nouns: list, batch_size: int) -> dict:
+    """{"motion_only", "with_object"}: (N, C) class scores without and with each action's object token."""
+    scores = {"motion_only": [], "with_object": []}
+    for first in range(0, len(sequences), batch_size):
+        batch = sequences.select(slice(first, first + batch_size))
+        observation = inference.encode_observation(batch.input_joints, batch.input_presence, batch.frame_valid)
+        clips = batch.frame_valid.shape[1]
+        names = [[nouns[first + i]] * clips for i in range(len(batch))]
+        scores["motion_only"].append(protocols.class_scores(inference, observation))
+        scores["with_object"].append(protocols.class_scores(inference, observation, object_names=names))
+    return {name: torch.cat(parts) for name, parts in scores.items()}
 
 
 def _rescore_long_actions(inference, scores: dict, long_actions: LongActions, known: list, nouns: list):
@@ -200,16 +218,22 @@ def _nanmean(values: torch.Tensor) -> float:
 
 
 def gru_baseline_report(train_sequences, actions: protocols.RecognitionSequences, taxonomy: Taxonomy, steps: int,
-                        seed: int, max_clips: int) -> dict:
-    """The BiGRU recognition baseline trained on train_sequences' actions, top-1 on `actions` (known classes)."""
+                        seed: int, max_clips: int, clip_offsets: tuple = DEFAULT_OFFSETS) -> dict:
+    """The BiGRU recognition baseline trained on train_sequences' actions, top-1 on `actions` (known classes), also
+    with its class scores averaged over the clip offsets as G-HTT's `*_clip_offsets` rows (the same cuts of the
+    actions; the BiGRU resamples each to a fixed length)."""
     started = time.perf_counter()
     torch.manual_seed(seed)
     model = GRUClassifier(len(taxonomy.actions))
     train = protocols.recognition_sequences(train_sequences, taxonomy, max_clips)
     losses = train_gru_baseline(model, train, FitOptions(steps=steps, batch_size=32, learning_rate=2e-3, seed=seed))
     known = actions.select((actions.labels >= 0).nonzero().flatten().tolist())
-    predicted = protocols.recognize_all(GRURecognizer(model), known)
-    return {"top1": top1_accuracy(predicted, known.labels), "actions": len(known), "train_actions": len(train),
+    recognizer = GRURecognizer(model)
+    predicted = protocols.recognize_all(recognizer, known)
+    averaged = protocols.recognize_all(OffsetAveragedRecognizer(recognizer, clip_offsets), known)
+    return {"top1": top1_accuracy(predicted, known.labels),
+            "top1_clip_offsets": top1_accuracy(averaged, known.labels), "clip_offsets": list(clip_offsets),
+            "actions": len(known), "train_actions": len(train),
             "steps": steps, "final_loss": sum(losses[-20:]) / len(losses[-20:]),
             "seconds": round(time.perf_counter() - started, 1)}
 
@@ -238,11 +262,13 @@ def long_action_note(actions: protocols.RecognitionSequences, lengths: torch.Ten
 
 def heldout_report(checkpoint, sequences, num_random_samples: int = 5, max_windows: int = 400,
                    seed: int = 0, gru_train_sequences=None, gru_steps: int = 0, count_from: str = "window_start",
-                   long_actions: str = "first", progress: bool = False) -> dict:
+                   long_actions: str = "first", progress: bool = False,
+                   clip_offsets: tuple = DEFAULT_OFFSETS) -> dict:
     """checkpoint: a loaded ModelCheckpoint; sequences: held-out HandSequences (with estimated poses if any).
     gru_train_sequences / gru_steps > 0: also train and score the BiGRU recognition baseline. count_from: the
     prediction protocol's window rule (protocols.prediction_windows). long_actions: how actions longer than the
-    A-Block's capacity are recognised (ghtt_core.evaluate.long_actions.LONG_ACTION_MODES). progress: tqdm bars."""
+    A-Block's capacity are recognised (ghtt_core.evaluate.long_actions.LONG_ACTION_MODES). progress: tqdm bars.
+    clip_offsets: recognition also averaged over these clip alignments (ghtt_core.evaluate.clip_offsets)."""
     if long_actions not in LONG_ACTION_MODES:
         raise ValueError(f"long_actions must be one of {LONG_ACTION_MODES}, got {long_actions!r}")
     started = time.perf_counter()
@@ -257,7 +283,7 @@ def heldout_report(checkpoint, sequences, num_random_samples: int = 5, max_windo
               "refinement_mm": refinement_report(inference, actions)}
     if checkpoint.action_block is not None:
         uncut = find_long_actions(sequences, taxonomy, capacity) if long_actions == "sliding" else None
-        report["recognition"] = recognition_report(inference, actions, long_actions=uncut)
+        report["recognition"] = recognition_report(inference, actions, long_actions=uncut, clip_offsets=clip_offsets)
         lengths = torch.tensor([segment.end - segment.start for sequence in sequences for segment in sequence.actions])
         report["recognition"].update(long_action_note(actions, lengths, capacity, long_actions))
         report["prediction_protocol"] = protocol_rule(count_from)
@@ -265,6 +291,6 @@ def heldout_report(checkpoint, sequences, num_random_samples: int = 5, max_windo
                                                     count_from, progress)
     if gru_steps > 0 and gru_train_sequences:
         report["recognition_baseline_bigru"] = gru_baseline_report(gru_train_sequences, actions, taxonomy, gru_steps,
-                                                                   seed, capacity)
+                                                                   seed, capacity, clip_offsets)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report

@@ -40,6 +40,13 @@ def test_full_report_has_every_section_and_a_consistent_paired_difference():
                                  label_embeddings=embeddings, model_id="tiny-heldout")
     report = heldout_report(checkpoint, sequences, num_random_samples=2, max_windows=0)
     assert report["recognition"]["actions"] == 4
+    recognition = report["recognition"]
+    assert recognition["clip_offsets"] == [0, 4, 8, 12]
+    for name in ("motion_only", "with_object"):  # both alignments scored: the authors' and the averaged one
+        assert 0.0 <= recognition[f"top1_{name}"] <= 1.0 and 0.0 <= recognition[f"top1_{name}_clip_offsets"] <= 1.0
+    single = heldout_report(checkpoint, sequences, num_random_samples=2, max_windows=2, clip_offsets=(0,))
+    assert "top1_motion_only_clip_offsets" not in single["recognition"]
+    assert single["recognition"]["top1_motion_only"] == recognition["top1_motion_only"]
     assert set(report["prediction_mm"]) == {"1s", "2s"}  # no estimated poses: only the paper's protocols
     for protocol, windows in (("1s", 14), ("2s", 10)):  # starts every 16 frames leaving >= 30 / 60 frames
         rows = report["prediction_mm"][protocol]
@@ -154,3 +161,4 @@ def test_the_bigru_baseline_is_trained_and_scored_on_the_same_actions():
     baseline = report["recognition_baseline_bigru"]
     assert baseline["actions"] == report["recognition"]["actions"] == 4 and baseline["steps"] == 5
     assert 0.0 <= baseline["top1"] <= 1.0 and math.isfinite(baseline["final_loss"])
+    assert 0.0 <= baseline["top1_clip_offsets"] <= 1.0 and baseline["clip_offsets"] == [0, 4, 8, 12]
