@@ -167,15 +167,18 @@ def spread_after(result: StreamResult, seconds):
     return float(np.mean(values)) if values.size else float("nan")
 
 
-def start_graphs(checkpoint, device, num_samples, startup_timeout_s, camera_mode="composed", estimator=None):
+def start_graphs(checkpoint, device, num_samples, startup_timeout_s, camera_mode="composed", estimator=None,
+                 clip_stride=None):
     """The camera graph (config/graph.yaml) in /camera and the pose-input graph (config/pose_input.yaml) in /pose,
     the pose graph composed in this process, the camera graph too or (camera_mode "process") one process per node;
-    estimator: further hand_estimator parameters. -> [camera GraphRunner, pose GraphRunner], every node active (else
-    RuntimeError)."""
+    estimator: further hand_estimator parameters; clip_stride: the pipelines' (None: the graph files' streaming
+    default). -> [camera GraphRunner, pose GraphRunner], every node active (else RuntimeError)."""
     from ghtt_ros.graph.spec import config_dir
     from ghtt_ros.graph.runner import GraphRunner
 
     pipeline = {"device": device, "checkpoint": str(checkpoint), "num_samples": num_samples}
+    if clip_stride is not None:
+        pipeline["clip_stride"] = clip_stride
     camera = GraphRunner(config_dir() / "graph.yaml", namespace=CAMERA_NAMESPACE, overrides={
         "ghtt_pipeline": pipeline, "hand_estimator": {"device": device, **(estimator or {})}}, mode=camera_mode)
     pose = GraphRunner(config_dir() / "pose_input.yaml", namespace=POSE_NAMESPACE,
@@ -225,8 +228,10 @@ class Demo:
         return segment.label if segment else None
 
     def run(self) -> DemoOutputs:
+        # One result per clip (the graphs' default streams 10 a second): the demo prints a line for each result, and
+        # its feeders pace on clip ends.
         graphs = start_graphs(self.args.checkpoint, self.args.device, self.args.num_samples,
-                              self.args.startup_timeout)
+                              self.args.startup_timeout, clip_stride=CLIP_LEN)
         try:
             run_dir = Path(self.args.output) / datetime.now().strftime("%Y%m%d-%H%M%S")
             run_dir.mkdir(parents=True, exist_ok=False)
