@@ -10,8 +10,9 @@ printed as they arrive; every topic is recorded to runs/demo/<timestamp>/bag (MC
 (predicted vs ground-truth wrist trajectories with the sample fan, and a camera frame with the estimated skeleton).
 
 Inputs are published at their own frame rate (--speed) but never run ahead of the graph: each camera frame waits for
-the estimator's pose of the previous one, and the pose stream stays at most two clips ahead of the pipeline's
-results, so a busy CPU slows the demo down instead of dropping frames. Docs: docs/demo.md.
+the estimator's pose of the previous one, and the pose stream stays less than a clip ahead of the pipeline's
+results (so its overload policy never skips one): a busy CPU slows the demo down instead of dropping frames.
+Docs: docs/demo.md.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ CAMERA_NAMESPACE, POSE_NAMESPACE = "camera", "pose"
 # Source stamps of the two streams (any fixed, distinct values: nothing in the graph reads the wall clock).
 CAMERA_START_NS, POSE_START_NS = 1_000 * 10**9, 2_000 * 10**9
 CLIP_LEN = 16
-MAX_CLIPS_AHEAD = 2
+MAX_CLIPS_AHEAD = 1  # fewer than clip_stride poses wait behind a due result: none is skipped as stale
 _NS_PER_S = 1_000_000_000
 
 

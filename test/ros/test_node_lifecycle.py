@@ -170,6 +170,7 @@ def test_pipeline_queues_every_pose_while_the_model_is_busy_and_drops_only_beyon
     assert stride == 3
     assert stats.results + stats.results_skipped == max(0, 1 + (bound + 3 - 15) // stride)
     assert (stats.results, stats.results_skipped) == {256: (1, 81), 64: (1, 17), 8: (0, 0)}[bound]
+    assert node.diagnostic_values()["results_skipped"] == stats.results_skipped
     assert node.stats.published == stats.results
 
 
