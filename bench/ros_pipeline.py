@@ -133,7 +133,8 @@ def wait_for(condition, timeout_s):
 
 def measure_latency(probe, graphs, video, synthetic, seconds, camera_rate_hz):
     """Each path alone, then both at once; inputs stamped with the wall clock at publication. Also reports the poses
-    the pose path's pipeline node skipped (its pose queue overflowed) in each run."""
+    the pose path's pipeline node skipped (its pose queue overflowed) and its results skipped as stale (overload
+    policy) in each run."""
     pose_node = graphs[1].nodes["ghtt_pipeline"]
     feeds = {
         POSE_NAMESPACE: (30.0, lambda i: probe.publish_pose(synthetic, i, time.time_ns())),
@@ -141,10 +142,10 @@ def measure_latency(probe, graphs, video, synthetic, seconds, camera_rate_hz):
             video, video.frames[i % len(video.frames)], time.time_ns())),
     }
     print(f"latency, input stamp -> prediction delivered ({seconds:.0f} s each; pose 30 Hz, camera "
-          f"{camera_rate_hz:.0f} Hz):")
+          f"{camera_rate_hz:.0f} Hz; load average {os.getloadavg()[0]:.2f}):")
     for running in ([POSE_NAMESPACE], [CAMERA_NAMESPACE], [POSE_NAMESPACE, CAMERA_NAMESPACE]):
         probe.reset()
-        skipped_before = pose_node.stats.skipped
+        skipped_before, stale_before = pose_node.stats.skipped, pose_node.pipeline.stats.results_skipped
         counts = {}
         threads = [threading.Thread(target=lambda name=name: counts.__setitem__(name, stream(seconds, *feeds[name])))
                    for name in running]
@@ -155,7 +156,8 @@ def measure_latency(probe, graphs, video, synthetic, seconds, camera_rate_hz):
         time.sleep(3.0)  # the last clips' results
         wait_for(lambda: pose_node.worker is None or pose_node.worker.pending == 0, 10.0)  # a pose backlog
         for name in running:
-            skipped = (f", {pose_node.stats.skipped - skipped_before} of {counts[name]} poses skipped by the pipeline"
+            skipped = (f", {pose_node.stats.skipped - skipped_before} of {counts[name]} poses skipped by the pipeline, "
+                       f"{pose_node.pipeline.stats.results_skipped - stale_before} results skipped as stale"
                        if name == POSE_NAMESPACE else "")
             print(f"  {name:6s} path{' (both streaming)' if len(running) > 1 else ''}: "
                   f"{percentiles_ms(probe.latencies[name])}{skipped}")
