@@ -65,7 +65,7 @@ def row(model, config, seconds):
     p50, p95 = np.percentile(latencies_ms, [50, 95])
     encoded = (pipeline.stats.encoded_clips - encoded_before) / max(results, 1)
     print(f"| {config.clip_stride:6d} | {results / wall_s:9.2f} | {pipeline.stats.results_skipped:7d} | "
-          f"{100 * cpu_s / wall_s:5.0f} % | {encoded:13.1f} | {p50:7.1f} | {p95:7.1f} | "
+          f"{100 * cpu_s / wall_s:4.0f} % | {encoded:13.1f} | {p50:7.1f} | {p95:7.1f} | "
           f"{p95 / LATENCY_BOUND_MS:9.2f} | {load:4.2f} |", flush=True)
 
 
@@ -82,8 +82,8 @@ def main():
     print(f"{args.checkpoint.name} on cpu, torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} "
           f"cores, load average at start {' / '.join(f'{v:.2f}' for v in os.getloadavg())}; 30 Hz poses, "
           f"{args.samples} samples x {PipelineConfig.horizon_frames} frames, {args.seconds:.0f} s per stride")
-    print("| stride | results/s | skipped | CPU   | clips/result  | p50 ms  | p95 ms  | p95/100ms | load |")
-    print("|-------:|----------:|--------:|------:|--------------:|--------:|--------:|----------:|-----:|")
+    print("| stride | results/s | skipped | CPU    | clips/result  | p50 ms  | p95 ms  | p95/100ms | load |")
+    print("|-------:|----------:|--------:|-------:|--------------:|--------:|--------:|----------:|-----:|")
     for stride in args.strides:
         row(model, PipelineConfig(clip_stride=stride, num_samples=args.samples), args.seconds)
 

@@ -49,7 +49,7 @@ PIPELINE_PARAMETERS = (
     ParameterSpec("mode", "action_guided", "Motion prediction: action_guided (P.b) or pose_only (P.a).",
                   choices=PREDICTION_MODES),
     ParameterSpec("clip_stride", 3, "Frames between results: the result rate is the pose rate / clip_stride (3 = "
-                  "10 Hz at 30 Hz poses; 16 = one result per clip, a quarter of the CPU).", 1, 256, runtime=True),
+                  "10 Hz at 30 Hz poses; 16 = one result per clip, under a quarter of the CPU).", 1, 256, runtime=True),
     ParameterSpec("max_clips", 16, "Observation length in 16-frame clips seen by the A-Block.", 1, 16),
     ParameterSpec("num_samples", 20, "Predicted samples K (sample 0 is the deterministic one).", 1, 256,
                   runtime=True),
