@@ -332,7 +332,7 @@ class GHTTInference:
         """Refined camera joints of every clip, placed by all of the clip's input palm frames
         (representation.decode_observed_clip). last_clips: only the newest clips (K = last_clips), the same values
         as their part of the whole refinement, since every clip is refined on its own."""
-        newest = slice(-last_clips if last_clips else None, None)
+        newest = slice(None) if last_clips is None else slice(-last_clips, None)
         reference = _map_clip_fields(observation.hand_features, lambda x: x[:, newest])
         joints = decode_observed_clip(observation.refined[:, newest].to(_GEOMETRY_DTYPE), reference)
         presence = reference.presence
