@@ -7,8 +7,9 @@ MediaPipe, pose path in /pose); this process also publishes the inputs and liste
    path alone and both at once; latency = arrival of the MotionPrediction here - its header stamp (= stamp of the clip's last frame),
    i.e. camera stamp -> prediction published and delivered; p50 / p95 / max.
 2. throughput: each path fed at increasing rates (source stamps at the model's 30 Hz, i.e. a faster-than-real-time
-   replay); a rate passes when every input came out of the graph (pose: one result per 16 frames and nothing skipped
-   by the pipeline; camera: one estimated pose per image). Reports the highest passing rate.
+   replay); a rate passes when every input came out of the graph (pose: a result at the end of the first clip and
+   then every --clip-stride frames, nothing skipped by the pipeline; camera: one estimated pose per image). Reports
+   the highest passing rate.
 3. memory: both paths streaming at the nominal rates for --minutes; RSS of this process (graph + publishers)
    sampled every 10 s; reports start (after warm-up), end, max and growth per minute.
 
@@ -34,6 +35,7 @@ from ghtt.msg import MotionPrediction, TwoHandPose, TwoHandPoseArray
 from ghtt_ros.convert import ns_to_stamp, stamp_to_ns
 from ghtt_ros.demo.run import CAMERA_NAMESPACE, CLIP_LEN, DEFAULT_VIDEO, POSE_NAMESPACE, start_graphs
 from ghtt_ros.demo.sources import SyntheticActionSource, VideoSource
+from ghtt_core.pipeline import PipelineConfig
 from ghtt_ros.nodes.pipeline import SHIPPED_CHECKPOINT
 
 _NS_PER_S = 1_000_000_000
@@ -131,7 +133,8 @@ def wait_for(condition, timeout_s):
 
 def measure_latency(probe, graphs, video, synthetic, seconds, camera_rate_hz):
     """Each path alone, then both at once; inputs stamped with the wall clock at publication. Also reports the poses
-    the pose path's pipeline node skipped (its pose queue overflowed) in each run."""
+    the pose path's pipeline node skipped (its pose queue overflowed) and its results skipped as stale (overload
+    policy) in each run."""
     pose_node = graphs[1].nodes["ghtt_pipeline"]
     feeds = {
         POSE_NAMESPACE: (30.0, lambda i: probe.publish_pose(synthetic, i, time.time_ns())),
@@ -139,10 +142,10 @@ def measure_latency(probe, graphs, video, synthetic, seconds, camera_rate_hz):
             video, video.frames[i % len(video.frames)], time.time_ns())),
     }
     print(f"latency, input stamp -> prediction delivered ({seconds:.0f} s each; pose 30 Hz, camera "
-          f"{camera_rate_hz:.0f} Hz):")
+          f"{camera_rate_hz:.0f} Hz; load average {os.getloadavg()[0]:.2f}):")
     for running in ([POSE_NAMESPACE], [CAMERA_NAMESPACE], [POSE_NAMESPACE, CAMERA_NAMESPACE]):
         probe.reset()
-        skipped_before = pose_node.stats.skipped
+        skipped_before, stale_before = pose_node.stats.skipped, pose_node.pipeline.stats.results_skipped
         counts = {}
         threads = [threading.Thread(target=lambda name=name: counts.__setitem__(name, stream(seconds, *feeds[name])))
                    for name in running]
@@ -153,24 +156,27 @@ def measure_latency(probe, graphs, video, synthetic, seconds, camera_rate_hz):
         time.sleep(3.0)  # the last clips' results
         wait_for(lambda: pose_node.worker is None or pose_node.worker.pending == 0, 10.0)  # a pose backlog
         for name in running:
-            skipped = (f", {pose_node.stats.skipped - skipped_before} of {counts[name]} poses skipped by the pipeline"
+            skipped = (f", {pose_node.stats.skipped - skipped_before} of {counts[name]} poses skipped by the pipeline, "
+                       f"{pose_node.pipeline.stats.results_skipped - stale_before} results skipped as stale"
                        if name == POSE_NAMESPACE else "")
             print(f"  {name:6s} path{' (both streaming)' if len(running) > 1 else ''}: "
                   f"{percentiles_ms(probe.latencies[name])}{skipped}")
 
 
 def pose_rate_passes(probe, graphs, synthetic, rate_hz, seconds, phase):
-    pipeline = graphs[1].nodes["ghtt_pipeline"]
-    skipped_before = pipeline.stats.skipped
+    node = graphs[1].nodes["ghtt_pipeline"]
+    skipped_before, stale_before = node.stats.skipped, node.pipeline.stats.results_skipped
     probe.reset()
     base = (phase + 1) * 10**6 * _NS_PER_S  # a new, later stream per phase
     frames = stream(seconds, rate_hz, lambda i: probe.publish_pose(synthetic, i, base + i * MODEL_FRAME_PERIOD_NS))
-    expected = frames // CLIP_LEN
+    stride = node.pipeline_config.clip_stride
+    expected = 0 if frames < CLIP_LEN else 1 + (frames - CLIP_LEN) // stride
     wait_for(lambda: probe.results[POSE_NAMESPACE] >= expected, 10.0)
-    skipped = pipeline.stats.skipped - skipped_before
+    skipped = node.stats.skipped - skipped_before
+    stale = node.pipeline.stats.results_skipped - stale_before
     ok = probe.results[POSE_NAMESPACE] == expected and skipped == 0
-    print(f"  pose   {rate_hz:6.0f} Hz: {frames} poses -> {probe.results[POSE_NAMESPACE]}/{expected} results, "
-          f"{skipped} skipped by the pipeline: {'ok' if ok else 'DROPS'}")
+    print(f"  pose   {rate_hz:6.0f} Hz: {frames} poses -> {probe.results[POSE_NAMESPACE]}/{expected} results "
+          f"({stale} skipped as stale), {skipped} poses skipped by the pipeline: {'ok' if ok else 'DROPS'}")
     return ok
 
 
@@ -234,6 +240,8 @@ def main(argv=None):
     parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-samples", type=int, default=20)
+    parser.add_argument("--clip-stride", type=int, default=PipelineConfig.clip_stride, help="the pipelines' frames "
+                        "between results (16: one result per clip, as before the streaming default)")
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--latency-camera-rate", type=float, default=10.0, help="image rate (Hz) for the latency "
@@ -250,10 +258,11 @@ def main(argv=None):
     video = VideoSource(args.video, 1, max_seconds=4.0)
     synthetic = SyntheticActionSource(0, 2, 1)
     print(f"ghtt ROS benchmark: {args.checkpoint.name}, device {args.device}, K={args.num_samples}, "
+          f"clip_stride {args.clip_stride}, "
           f"{os.cpu_count()} CPUs, video {video.path.name} {video.frames[0].bgr.shape[1]}x"
           f"{video.frames[0].bgr.shape[0]}, RSS at start {rss_mb():.0f} MB, load average "
           f"{' / '.join(f'{value:.2f}' for value in os.getloadavg())}", flush=True)
-    graphs = start_graphs(args.checkpoint, args.device, args.num_samples, 120.0)
+    graphs = start_graphs(args.checkpoint, args.device, args.num_samples, 120.0, clip_stride=args.clip_stride)
     rclpy.init()
     node = rclpy.create_node("ghtt_bench_probe")
     executor = SingleThreadedExecutor()

@@ -224,12 +224,14 @@ class ActionBlock(nn.Module):
         temperature: float | None = None,
         action_embedding: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        encoding: VAEEncoding | None = None,
     ) -> torch.Tensor:
         """Future mid-levels (B, S, F, d). Sample 0 decodes the mean; samples 1.. draw z with std x temperature
         (default cfg.sample_factor). action_embedding (B, text_dim) replaces mu_A by the projected label
-        embedding (action-controlled generation); the encoder's logvar still drives the samples."""
+        embedding (action-controlled generation); the encoder's logvar still drives the samples. encoding: the
+        A-Enc output of these inputs when the caller already has it (recognition), so the A-Enc runs once."""
         temperature = self.cfg.sample_factor if temperature is None else temperature
-        encoding = self.encode(inputs)
+        encoding = self.encode(inputs) if encoding is None else encoding
         centre = encoding.mu
         if action_embedding is not None:
             if action_embedding.shape != (len(centre), self.cfg.text_dim):

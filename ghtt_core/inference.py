@@ -23,7 +23,7 @@ import torch
 from ghtt_core import forecast_calibration
 from ghtt_core.action_block import ActionInputs, following_phases
 from ghtt_core.checkpoint import ModelCheckpoint
-from ghtt_core.nn import draw_latents
+from ghtt_core.nn import VAEEncoding, draw_latents
 from ghtt_core.pose_block import PoseEncoding
 from ghtt_core.representation import (
     FEATURE_DIM,
@@ -146,11 +146,12 @@ class Refinement:
 @dataclass
 class ActionScores:
     """Top-k labels per item: scores (B, k) (softmax of cos / tau over the taxonomy, descending), indices (B, k),
-    latent = mu_A (B, d)."""
+    latent = mu_A (B, d); encoding = the whole A-Enc output, which predict_action_guided can reuse."""
 
     scores: torch.Tensor
     indices: torch.Tensor
     latent: torch.Tensor
+    encoding: VAEEncoding
 
 
 @dataclass
@@ -327,12 +328,15 @@ class GHTTInference:
     # ---- refinement ------------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def refine_observation(self, observation: EncodedObservation) -> Refinement:
+    def refine_observation(self, observation: EncodedObservation, last_clips: int | None = None) -> Refinement:
         """Refined camera joints of every clip, placed by all of the clip's input palm frames
-        (representation.decode_observed_clip)."""
-        joints = decode_observed_clip(observation.refined.to(_GEOMETRY_DTYPE), observation.hand_features)
-        presence = observation.hand_features.presence
-        return Refinement(joints=_output_joints(joints, presence), presence=presence, mu=observation.mu)
+        (representation.decode_observed_clip). last_clips: only the newest clips (K = last_clips), the same values
+        as their part of the whole refinement, since every clip is refined on its own."""
+        newest = slice(None) if last_clips is None else slice(-last_clips, None)
+        reference = _map_clip_fields(observation.hand_features, lambda x: x[:, newest])
+        joints = decode_observed_clip(observation.refined[:, newest].to(_GEOMETRY_DTYPE), reference)
+        presence = reference.presence
+        return Refinement(joints=_output_joints(joints, presence), presence=presence, mu=observation.mu[:, newest])
 
     def refine(self, joints, presence, frame_valid=None) -> Refinement:
         """One clip per item: joints (B, N, 2, 21, 3), presence (B, N, 2) -> joints (B, N, 2, 21, 3), mu (B, d)."""
@@ -395,7 +399,7 @@ class GHTTInference:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         encoding = self.action_block.encode(self._action_inputs(observation, object_names, phase))
         scores, indices = self.action_block.alignment.top_k(encoding.mu, self.label_embeddings.actions, top_k)
-        return ActionScores(scores=scores, indices=indices, latent=encoding.mu)
+        return ActionScores(scores=scores, indices=indices, latent=encoding.mu, encoding=encoding)
 
     # ---- prediction ------------------------------------------------------------------------------------------
 
@@ -450,6 +454,7 @@ class GHTTInference:
         generator: torch.Generator | None = None,
         action_label: str | None = None,
         calibrated: bool = True,
+        action_encoding: VAEEncoding | None = None,
     ) -> MotionForecast:
         """P.b with gt_ite0=False (method-notes 4.5): P-Enc -> A-Enc -> A-Dec -> P-Dec, memory = one mid-level.
 
@@ -458,6 +463,8 @@ class GHTTInference:
         integrated continuously from the observation's base frame. action_label: action-controlled generation
         (the projected label embedding replaces mu_A as the A-Dec memory). temperature None: the calibrated one
         (default_temperature). calibrated: apply the checkpoint's forecast calibration, if it has one.
+        action_encoding: ActionScores.encoding of `recognize` on this observation with the same object_names and
+        phase, so a caller that recognizes and predicts runs the A-Enc once.
         """
         self._require_action_block("action-guided prediction")
         temperature = self.default_temperature if temperature is None else temperature
@@ -482,6 +489,7 @@ class GHTTInference:
                 temperature=temperature,
                 action_embedding=action_embedding,
                 generator=generator,
+                encoding=action_encoding,
             ))  # (B, S, C-1, d)
         forecast = self.decode_midlevels(observation, torch.cat(mids, dim=2), horizon_frames)
         return self._calibrated(observation, forecast, calibrated)

@@ -1,12 +1,16 @@
-"""Streaming G-HTT without ROS: push one two-hand pose per camera frame, get a result whenever a clip completes.
+"""Streaming G-HTT without ROS: push one two-hand pose per camera frame, get a result every clip_stride frames.
 
 The contract with ghtt_ros and offline evaluation is docs/pipeline-api.md; the flows are in docs/inference.md.
 Time comes only from the frames' stamps (never the wall clock), and each result's sampling generator is seeded from
 its last stamp, so replaying the same frames gives identical results in real time, sim time or offline.
 
-The P-Enc encodes each clip on its own, so the encodings of the clips already in the history are kept (keyed by the
-sequence numbers of their first and last buffered frame, which are never reused) and a result encodes only the clips
-it has not seen before: normally just the newest one.
+A result observes the clips that end at its newest frame (a sliding window). The P-Enc encodes each clip on its own,
+so the encodings of the clips already in the history are kept (keyed by the sequence numbers of their first and last
+buffered frame, which are never reused) and a result encodes only the clips it has not seen before. With a
+clip_stride shorter than a clip the window's clip boundaries move from one result to the next, but they recur every
+clip_len / gcd(clip_len, clip_stride) results, so once the history is full a result encodes
+clip_stride / gcd(clip_len, clip_stride) clips: 1 for a stride of 16, 8, 4 or 2, 3 for the streaming default 3.
+The A-Enc runs once per result (recognition and forecast share it) and only the newest frames are refined.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ class FrameInput:
 @dataclass
 class PipelineConfig:
     clip_len: int = 16  # fixed by the model
-    clip_stride: int = 16  # frames between results
+    # frames between results: 3 = 10 results/s at 30 Hz (bench/stream_rate.py; 16 = one result per completed clip)
+    clip_stride: int = 3
     max_clips: int = 16  # A-Block observation capacity; the history holds max_clips * clip_len frames
     mode: str = "action_guided"  # "action_guided" (P.b) or "pose_only" (P.a)
     num_samples: int = 20  # sample 0 = the deterministic mean prediction
@@ -100,14 +105,16 @@ class PipelineStats:
     duplicate_frames: int = 0  # frames with the previous frame's stamp (ignored)
     invalid_hands: int = 0  # hands marked present with NaN/inf joints (treated as absent)
     implausible_hands: int = 0  # present hands no human hand could be (ghtt_core.hand_plausibility; treated as absent)
-    results_skipped: int = 0  # completed clips whose result the caller asked to skip (a newer one was already due)
+    results_skipped: int = 0  # due results the caller asked to skip (a newer one was already due)
     encoded_clips: int = 0  # clips run through the P-Enc (the others came from the clip cache)
 
 
 @dataclass
 class PipelineResult:
-    """stamps_ns (16,) int64; refined_joints (16, 2, 21, 3) float32 metres (NaN for absent hands); refined_presence
-    (16, 2). recognition None without an A-Block; prediction None when no hand is in view at the end."""
+    """The refined poses of the frames new since the previous result (F = min(frames since then, 16): clip_stride in
+    a steady stream, 16 after a start or reset): stamps_ns (F,) int64; refined_joints (F, 2, 21, 3) float32 metres
+    (NaN for absent hands); refined_presence (F, 2). recognition None without an A-Block; prediction None when no
+    hand is in view at the end."""
 
     frame_id: str
     stamps_ns: np.ndarray
@@ -199,7 +206,8 @@ class StreamingPipeline:
         self.stats = PipelineStats()
         self._plausibility = PlausibilityFilter()
         self._frames: deque[_BufferedFrame] = deque(maxlen=self.config.max_clips * self.config.clip_len)
-        self._frames_since_result = 0
+        self._frames_since_result = 0  # since the last due result, published or skipped
+        self._unrefined_frames = 0  # since the last published result: the next result refines these
         self._next_seq = 0
         # (seq of a clip's first frame, seq of its last frame) -> its encoding. Buffered frames never change and
         # their seqs are consecutive, so the key pins the clip's content: after a reset, filled-in dropped frames or
@@ -236,16 +244,19 @@ class StreamingPipeline:
         """Forget the history (the stats are kept)."""
         self._frames.clear()
         self._frames_since_result = 0
+        self._unrefined_frames = 0
         self._clip_cache.clear()
         self._plausibility.reset()
 
     # ---- input -------------------------------------------------------------------------------------------------
 
     def push(self, frame: FrameInput, skip_result: bool = False) -> PipelineResult | None:
-        """Add one frame (in stamp order). Returns a result when a clip completes, else None.
+        """Add one frame (in stamp order). Returns a result when one is due (a full clip in the history and clip_stride
+        frames since the previous one), else None.
 
-        skip_result: a clip completed by this frame gives no result (counted in stats.results_skipped), so a caller
-        that has fallen behind keeps the whole history but computes only the results still worth having."""
+        skip_result: a result due at this frame is not computed (counted in stats.results_skipped), so a caller that
+        has fallen behind keeps the whole history but computes only the results still worth having; the frames it
+        would have refined are refined by the next result (up to a clip of them)."""
         joints, presence, confidence = _check_frame(frame)
         self.stats.frames += 1
         if self._frames:
@@ -274,13 +285,16 @@ class StreamingPipeline:
                 self.stats.results_skipped += 1
                 return None
             self.stats.results += 1
-            return self._result(frame.frame_id)
+            refined_frames = min(self._unrefined_frames, self.config.clip_len)
+            self._unrefined_frames = 0
+            return self._result(frame.frame_id, refined_frames)
         return None
 
     def _append(self, stamp_ns: int, joints: np.ndarray, presence: np.ndarray, real: bool, object_label: str | None):
         self._frames.append(_BufferedFrame(self._next_seq, stamp_ns, joints, presence, real, object_label))
         self._next_seq += 1
         self._frames_since_result += 1
+        self._unrefined_frames += 1
 
     def _fill_dropped_frames(self, previous_ns: int, stamp_ns: int):
         """Masked frames at evenly spaced stamps for the camera frames missing before stamp_ns."""
@@ -298,7 +312,7 @@ class StreamingPipeline:
         seed = (int(self.config.seed) * 1_000_003 + stamp_ns) % _SEED_MODULUS
         return torch.Generator(device=self.inference.device).manual_seed(seed)
 
-    def _result(self, frame_id: str) -> PipelineResult:
+    def _result(self, frame_id: str, refined_frames: int) -> PipelineResult:
         cfg = self.config
         clip_len = cfg.clip_len
         num_clips = min(len(self._frames) // clip_len, cfg.max_clips)
@@ -310,7 +324,7 @@ class StreamingPipeline:
         timer = _StageTimer(self.inference.device)
         observation = self._encode(clips)
         timer.lap("encode")
-        refinement = self.inference.refine_observation(observation)
+        refinement = self.inference.refine_observation(observation, last_clips=1)
         timer.lap("refine")
 
         recognition, scores = None, None
@@ -347,9 +361,9 @@ class StreamingPipeline:
 
         return PipelineResult(
             frame_id=frame_id,
-            stamps_ns=stamps[-clip_len:],
-            refined_joints=refinement.joints[0, -1].cpu().numpy(),
-            refined_presence=refinement.presence[0, -1].cpu().numpy(),
+            stamps_ns=stamps[-refined_frames:],
+            refined_joints=refinement.joints[0, -1, -refined_frames:].cpu().numpy(),
+            refined_presence=refinement.presence[0, -1, -refined_frames:].cpu().numpy(),
             recognition=recognition,
             prediction=prediction,
             timings_ms=timer.finish(),
@@ -398,6 +412,7 @@ class StreamingPipeline:
                                                           object_names=object_names, **options)
             commanded = self.inference.model.taxonomy.action_index(cfg.commanded_action)
             return forecast, self.inference.action_hypothesis(commanded, 1.0)
-        forecast = self.inference.predict_action_guided(observation, object_names=object_names, **options)
+        forecast = self.inference.predict_action_guided(observation, object_names=object_names,
+                                                        action_encoding=scores.encoding, **options)
         return forecast, self._hypotheses(scores)[0]
 

@@ -218,13 +218,18 @@ def accumulate_trajectory(velocity_6d, velocity_t):
             f"velocity_6d must be (..., T, 6) and velocity_t (..., T, 3) with equal leading dims, got "
             f"{tuple(velocity_6d.shape)} and {tuple(velocity_t.shape)}"
         )
-    R_vel = geometry.rotation_6d_to_matrix(velocity_6d)
-    R_steps, t_steps = [R_vel[..., 0, :, :]], [velocity_t[..., 0, :]]
-    for k in range(1, velocity_6d.shape[-2]):
-        R_k, t_k = geometry.compose_transforms(R_vel[..., k, :, :], velocity_t[..., k, :], R_steps[-1], t_steps[-1])
-        R_steps.append(R_k)
-        t_steps.append(t_k)
-    return torch.stack(R_steps, dim=-3), torch.stack(t_steps, dim=-2)
+    # A prefix scan in log2(T) batched steps instead of T small ones (a forecast has 96 frames): after the step with
+    # offset s, frame k holds the composition of velocities k .. k - 2s + 1, so chaining it with frame k - 2s's
+    # composition doubles the span; composition is associative, so this equals the frame-by-frame recursion.
+    R, t = geometry.rotation_6d_to_matrix(velocity_6d), velocity_t
+    offset = 1
+    while offset < velocity_6d.shape[-2]:
+        R_done, t_done = geometry.compose_transforms(R[..., offset:, :, :], t[..., offset:, :],
+                                                     R[..., :-offset, :, :], t[..., :-offset, :])
+        R = torch.cat((R[..., :offset, :, :], R_done), dim=-3)
+        t = torch.cat((t[..., :offset, :], t_done), dim=-2)
+        offset *= 2
+    return R, t
 
 
 def split_features(features):
@@ -248,11 +253,6 @@ def _scaled_local_joints(local_normed, mean_palm_size, renormalize):
         own_size = palm_size(local_normed).clamp_min(torch.finfo(local_normed.dtype).eps)
         local_normed = local_normed / own_size[..., None, None]
     return local_normed * (HAND_SCALE * mean_palm_size)[..., None, :, None, None]
-
-
-def _base_to_camera(joints_base_scaled, R_base2cam, t_base2cam):
-    """Base-frame joints in m x S (..., T, 2, 21, 3) -> camera metres, with one base->camera per hand (..., 2, ...)."""
-    return (joints_base_scaled / HAND_SCALE) @ R_base2cam.unsqueeze(-4) + t_base2cam[..., None, :, None, :]
 
 
 def local_joints_at(features, base_index):
@@ -285,8 +285,10 @@ def decode_features(features, R_base2cam, t_base2cam, mean_palm_size, renormaliz
     local_normed, velocity_6d, velocity_t = split_features(features)
     R_traj, t_traj = _hand_trajectories(velocity_6d, velocity_t)
     local_scaled = _scaled_local_joints(local_normed, mean_palm_size, renormalize)
-    joints_base = geometry.apply_transform(local_scaled, R_traj, t_traj)
-    return _base_to_camera(joints_base, R_base2cam, t_base2cam)
+    # local -> base -> camera chained per frame first, so the joints are transformed once (m x S -> metres)
+    R_base2cam, t_base2cam = R_base2cam.unsqueeze(-4), HAND_SCALE * t_base2cam.unsqueeze(-3)
+    R_local2cam, t_local2cam = geometry.compose_transforms(R_traj, t_traj, R_base2cam, t_base2cam)
+    return geometry.apply_transform(local_scaled, R_local2cam, t_local2cam) / HAND_SCALE
 
 
 def _mean_palm_size(sizes, present):

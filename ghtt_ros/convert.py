@@ -1,10 +1,12 @@
 """Conversions between ghtt messages and numpy arrays, with validation.
 
-Big arrays go through numpy views (`float32[]` fields accept ndarrays), never per-joint Python loops. Every converter
+Big arrays go into `float32[]` fields as array.array copies of their bytes (`_float32_field`), never per-value Python
+loops. Every converter
 raises ValueError with the field name when the input has the wrong shape, NaN where it is not allowed, or an unknown
 enum value.
 """
 
+import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,9 +63,15 @@ def _as_float32(name, value, shape):
     return array
 
 
-def _require_finite(name, array):
-    if not np.isfinite(array).all():
+def _require_finite(name, values):
+    if not np.isfinite(values).all():
         raise ValueError(f"{name}: contains NaN or inf where finite values are required")
+
+
+def _float32_field(values) -> array.array:
+    """Any float array -> the array.array('f') a `float32[]` field stores, in one copy of its bytes (an ndarray
+    assigned as it is is converted value by value: 60 ms for the 240k positions of 20 samples x 96 frames)."""
+    return array.array("f", np.ascontiguousarray(values, dtype=np.float32).tobytes())
 
 
 def _check_confidence(name, confidence):
@@ -97,7 +105,7 @@ def hand_pose_to_msg(side, joints, present, confidence):
     else:
         joints = np.full((NUM_JOINTS, 3), np.nan, np.float32)
     msg = HandPose(side=side, present=present, confidence=confidence if present else 0.0)
-    msg.joints = joints.reshape(-1)
+    msg.joints = _float32_field(joints)
     return msg
 
 
@@ -202,7 +210,7 @@ def action_recognition_to_msg(recognition: Recognition):
     if recognition.latent is not None:
         latent = np.asarray(recognition.latent, dtype=np.float32).reshape(-1)
         _require_finite("ActionRecognition.latent", latent)
-        msg.latent = latent
+        msg.latent = _float32_field(latent)
     return msg
 
 
@@ -259,10 +267,10 @@ def motion_prediction_to_msg(prediction: Prediction):
     msg.hand_present = hand_present.tolist()
     msg.conditioning_action = hypothesis_to_msg(prediction.conditioning_action)
     msg.sampling_temperature = temperature
-    msg.positions = positions.reshape(-1)
-    msg.mean = mean.reshape(-1)
-    msg.spread = spread.reshape(-1)
-    msg.trust = np.where(hand_present, trust, np.nan).astype(np.float32)
+    msg.positions = _float32_field(positions)
+    msg.mean = _float32_field(mean)
+    msg.spread = _float32_field(spread)
+    msg.trust = _float32_field(np.where(hand_present, trust, np.nan))
     msg.model_id = prediction.model_id
     return msg
 

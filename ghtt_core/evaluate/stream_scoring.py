@@ -99,7 +99,8 @@ class GroundTruth:
 
 @dataclass
 class RefinedClip:
-    """One result's refined poses: stamps_ns (16,), joints (16, 2, 21, 3) (NaN where absent), presence (16, 2)."""
+    """One result's refined poses (the F frames new since the previous result): stamps_ns (F,), joints (F, 2, 21, 3)
+    (NaN where absent), presence (F, 2)."""
 
     stamps_ns: np.ndarray
     joints: np.ndarray
@@ -114,7 +115,7 @@ class StreamOutputs:
     latencies_ms: list = field(default_factory=list)  # one per result, measured by the caller
 
     def refined_poses(self) -> PoseStream:
-        """The refined pose of every frame; where clips overlap the newer clip wins."""
+        """The refined pose of every frame; where results overlap the newer one wins."""
         clips = sorted(self.refined, key=lambda clip: int(clip.stamps_ns[-1]))
         return PoseStream.from_frames((stamp, joints, presence) for clip in clips
                                       for stamp, joints, presence in zip(clip.stamps_ns, clip.joints, clip.presence))

@@ -23,9 +23,11 @@ from ghtt_ros.bag.evaluation import (EVAL_NAMESPACE, OUTPUT_NAMES, EvaluationBag
 from ghtt_ros.convert import stamp_to_ns
 from ghtt.msg import ActionRecognition
 
-# Poses published but not yet processed by the live pipeline, at most. Fewer than two clips behind a result, so the
-# pipeline node's overload policy (skip a result when two clips of poses wait behind it) never applies.
-MAX_FRAMES_AHEAD = 32
+def max_frames_ahead(pipeline_node) -> int:
+    """Poses published but not yet processed by the live pipeline, at most: fewer than the node's clip_stride, so
+    the poses of the next result never wait behind a due one and its overload policy (skip the due result) never
+    applies."""
+    return pipeline_node.pipeline_config.clip_stride
 
 
 def pipeline_node_parameters(config: PipelineConfig, checkpoint, device):
@@ -91,7 +93,7 @@ def _wait_or_raise(condition, timeout_s, message):
 
 
 class _LivePacer:
-    """BagPlayer.before_publish: holds the playback while MAX_FRAMES_AHEAD poses wait for the model (in DDS or in
+    """BagPlayer.before_publish: holds the playback while max_frames_ahead poses wait for the model (in DDS or in
     the node's queue), and notes when each stamp was published."""
 
     def __init__(self, pipeline_node, timeout_s):
@@ -105,7 +107,7 @@ class _LivePacer:
         return self.published - self.node.stats.received + (worker.pending if worker is not None else 0)
 
     def __call__(self, topic, stamp_ns):
-        _wait_or_raise(lambda: self.waiting() < MAX_FRAMES_AHEAD, self.timeout_s,
+        _wait_or_raise(lambda: self.waiting() < max_frames_ahead(self.node), self.timeout_s,
                        lambda: f"the pipeline did not catch up in {self.timeout_s} s ({self.waiting()} poses still "
                                f"waiting)")
         self.publish_times[stamp_ns] = time.monotonic()
@@ -116,7 +118,7 @@ class _ImagePacer:
     """BagPlayer.before_publish for image bags: makes the live camera path see exactly what the offline mode sees.
     - an Image is published once the estimator has processed every earlier image (its worker keeps only the newest
       one), has received every published CameraInfo, the pipeline has taken the latest /object_label, and fewer than
-      MAX_FRAMES_AHEAD estimated poses wait for the model;
+      max_frames_ahead estimated poses wait for the model;
     - a CameraInfo once the estimator has processed every earlier image (it reads the latest one per image);
     - an /object_label once the pipeline has processed every earlier pose (it reads the latest one per pose)."""
 
@@ -146,7 +148,7 @@ class _ImagePacer:
         if topic == IMAGE_TOPIC:
             _wait_or_raise(lambda: (self.images_estimated() and self.label_taken()
                                     and self.estimator.camera_infos_received >= self.camera_infos
-                                    and self.poses_waiting() < MAX_FRAMES_AHEAD), self.timeout_s,
+                                    and self.poses_waiting() < max_frames_ahead(self.pipeline)), self.timeout_s,
                            lambda: f"the camera path did not catch up in {self.timeout_s} s (before image "
                                    f"{self.published}: estimator processed "
                                    f"{getattr(self.estimator.worker, 'processed', None)} images, received "

@@ -10,8 +10,9 @@ printed as they arrive; every topic is recorded to runs/demo/<timestamp>/bag (MC
 (predicted vs ground-truth wrist trajectories with the sample fan, and a camera frame with the estimated skeleton).
 
 Inputs are published at their own frame rate (--speed) but never run ahead of the graph: each camera frame waits for
-the estimator's pose of the previous one, and the pose stream stays at most two clips ahead of the pipeline's
-results, so a busy CPU slows the demo down instead of dropping frames. Docs: docs/demo.md.
+the estimator's pose of the previous one, and the pose stream stays less than a clip ahead of the pipeline's
+results (so its overload policy never skips one): a busy CPU slows the demo down instead of dropping frames.
+Docs: docs/demo.md.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ CAMERA_NAMESPACE, POSE_NAMESPACE = "camera", "pose"
 # Source stamps of the two streams (any fixed, distinct values: nothing in the graph reads the wall clock).
 CAMERA_START_NS, POSE_START_NS = 1_000 * 10**9, 2_000 * 10**9
 CLIP_LEN = 16
-MAX_CLIPS_AHEAD = 2
+MAX_CLIPS_AHEAD = 1  # fewer than clip_stride poses wait behind a due result: none is skipped as stale
 _NS_PER_S = 1_000_000_000
 
 
@@ -167,15 +168,18 @@ def spread_after(result: StreamResult, seconds):
     return float(np.mean(values)) if values.size else float("nan")
 
 
-def start_graphs(checkpoint, device, num_samples, startup_timeout_s, camera_mode="composed", estimator=None):
+def start_graphs(checkpoint, device, num_samples, startup_timeout_s, camera_mode="composed", estimator=None,
+                 clip_stride=None):
     """The camera graph (config/graph.yaml) in /camera and the pose-input graph (config/pose_input.yaml) in /pose,
     the pose graph composed in this process, the camera graph too or (camera_mode "process") one process per node;
-    estimator: further hand_estimator parameters. -> [camera GraphRunner, pose GraphRunner], every node active (else
-    RuntimeError)."""
+    estimator: further hand_estimator parameters; clip_stride: the pipelines' (None: the graph files' streaming
+    default). -> [camera GraphRunner, pose GraphRunner], every node active (else RuntimeError)."""
     from ghtt_ros.graph.spec import config_dir
     from ghtt_ros.graph.runner import GraphRunner
 
     pipeline = {"device": device, "checkpoint": str(checkpoint), "num_samples": num_samples}
+    if clip_stride is not None:
+        pipeline["clip_stride"] = clip_stride
     camera = GraphRunner(config_dir() / "graph.yaml", namespace=CAMERA_NAMESPACE, overrides={
         "ghtt_pipeline": pipeline, "hand_estimator": {"device": device, **(estimator or {})}}, mode=camera_mode)
     pose = GraphRunner(config_dir() / "pose_input.yaml", namespace=POSE_NAMESPACE,
@@ -225,8 +229,10 @@ class Demo:
         return segment.label if segment else None
 
     def run(self) -> DemoOutputs:
+        # One result per clip (the graphs' default streams 10 a second): the demo prints a line for each result, and
+        # its feeders pace on clip ends.
         graphs = start_graphs(self.args.checkpoint, self.args.device, self.args.num_samples,
-                              self.args.startup_timeout)
+                              self.args.startup_timeout, clip_stride=CLIP_LEN)
         try:
             run_dir = Path(self.args.output) / datetime.now().strftime("%Y%m%d-%H%M%S")
             run_dir.mkdir(parents=True, exist_ok=False)

@@ -65,7 +65,7 @@ def test_poses_stamped_on_delivery_after_a_stall_are_not_jumps():
 @pytest.mark.parametrize("kind", ["all_equal", "all_zero", "collapsed_palm", "giant", "jump"])
 def test_one_degenerate_frame_in_a_30_hz_stream_loses_no_result(kind):
     model = tiny_model()
-    config = PipelineConfig(num_samples=3, horizon_frames=32, top_k=3, max_clips=4)
+    config = PipelineConfig(num_samples=3, horizon_frames=32, top_k=3, max_clips=4, clip_stride=16)  # one per clip
     clean = stream(6 * 16)
     faulty = list(clean)
     index = 37  # inside the third clip

@@ -2,6 +2,8 @@
 the taxonomy scores high enough, in place of a confident closed-set label; and the streaming pipeline reporting
 them while its motion prediction stays conditioned on the closed-set class."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from model_batches import moving_hands
@@ -63,7 +65,8 @@ def _frames(joints, start_ns=1_000_000_000):
 
 
 def test_the_pipeline_says_idle_for_still_hands_and_keeps_predicting_for_the_closed_set_class(model):
-    config = PipelineConfig(num_samples=2, horizon_frames=16, top_k=3, max_clips=4)
+    # one result per clip: results 0, 1 end in the moving clips, 2, 3 in the still ones
+    config = PipelineConfig(num_samples=2, horizon_frames=16, top_k=3, max_clips=4, clip_stride=16)
     moving = moving_hands(1, 32, 0)[0].numpy()
     still = np.repeat(moving[31:32], 32, axis=0)
     results = [r for r in map(StreamingPipeline(model, config).push, _frames(np.concatenate([moving, still])))
@@ -72,7 +75,7 @@ def test_the_pipeline_says_idle_for_still_hands_and_keeps_predicting_for_the_clo
     assert labels[2:] == [IDLE, IDLE] and IDLE not in labels[:2]
     closed = [h.label for h in results[3].recognition.hypotheses[1:]]
     assert results[3].prediction.conditioning_action.label == closed[0]  # the forecast needs a real class
-    off = PipelineConfig(num_samples=2, horizon_frames=16, top_k=3, max_clips=4, idle_speed_m_s=0.0)
+    off = dataclasses.replace(config, idle_speed_m_s=0.0)
     results = [r for r in map(StreamingPipeline(model, off).push, _frames(np.concatenate([moving, still])))
                if r is not None]
     assert IDLE not in [r.recognition.hypotheses[0].label for r in results]

@@ -31,7 +31,8 @@ def stream(num_frames, seed=0, presence=None, objects=None, start_ns=START_NS):
 
 
 def small_config(**overrides):
-    settings = dict(num_samples=3, horizon_frames=40, top_k=3, max_clips=4)
+    # One result per clip unless a test is about the result rate (the default streams at clip_stride 3).
+    settings = dict(num_samples=3, horizon_frames=40, top_k=3, max_clips=4, clip_stride=CLIP)
     settings.update(overrides)
     return PipelineConfig(**settings)
 
@@ -80,6 +81,81 @@ def test_results_every_stride_with_the_contract_fields(model):
 def test_stride_shorter_than_a_clip(model):
     pipeline = StreamingPipeline(model, small_config(clip_stride=8))
     assert [i for i, _ in push_all(pipeline, stream(48))] == [15, 23, 31, 39, 47]
+
+
+# ---- streaming: the default rate, refined poses of every frame, reuse, determinism, overload ---------------------
+
+
+def streaming_config(**overrides):
+    return small_config(clip_stride=PipelineConfig.clip_stride, **overrides)
+
+
+def test_default_streams_a_result_every_3_frames_and_refines_every_frame_once(model):
+    assert PipelineConfig().clip_stride == 3  # 10 results/s at 30 Hz poses
+    frames = stream(5 * CLIP)
+    results = push_all(StreamingPipeline(model, streaming_config()), frames)
+    assert [i for i, _ in results] == list(range(15, 80, 3))
+    due = [i for i, _ in results if 30 <= i < 60]  # one second of 30 Hz poses
+    assert len(due) == 10
+    # the first result refines its whole clip, each later one the 3 frames new since the previous result
+    assert [len(r.stamps_ns) for _, r in results] == [CLIP] + [3] * (len(results) - 1)
+    refined = [int(stamp) for _, r in results for stamp in r.stamps_ns]
+    assert refined == [f.stamp_ns for f in frames[:results[-1][0] + 1]]
+    for index, result in results:
+        assert result.refined_joints.shape == (len(result.stamps_ns), 2, 21, 3)
+        assert result.prediction.stamp_ns == result.stamps_ns[-1] == frames[index].stamp_ns
+
+
+def test_streamed_refinement_is_the_newest_clip_refined_on_its_own(model):
+    frames = stream(2 * CLIP + 2)
+    streamed = push_all(StreamingPipeline(model, streaming_config()), frames)[-1][1]
+    assert len(streamed.stamps_ns) == 3
+    inference = StreamingPipeline(model, streaming_config()).inference
+    newest = frames[-CLIP:]
+    joints = np.stack([f.joints for f in newest])[None, None]
+    refined = inference.refine_observation(inference.encode_observation(joints, np.ones((1, 1, CLIP, 2), bool)))
+    np.testing.assert_allclose(streamed.refined_joints, refined.joints[0, 0, -3:].numpy(), rtol=0, atol=1e-5)
+
+
+def test_streamed_results_are_deterministic(model):
+    frames = stream(6 * CLIP)
+    first = push_all(StreamingPipeline(model, streaming_config()), frames)
+    replay = StreamingPipeline(model, streaming_config())
+    push_all(replay, stream(3 * CLIP + 5, seed=7, start_ns=START_NS - 10**10))  # other history, other alignment
+    replay.reset()
+    second = push_all(replay, frames)
+    assert [i for i, _ in first] == [i for i, _ in second] and len(first) > 20
+    for (_, a), (_, b) in zip(first, second):
+        np.testing.assert_array_equal(a.stamps_ns, b.stamps_ns)
+        np.testing.assert_array_equal(a.refined_joints, b.refined_joints)
+        np.testing.assert_array_equal(a.recognition.latent, b.recognition.latent)
+        np.testing.assert_array_equal(a.prediction.positions, b.prediction.positions)
+
+
+def test_streaming_encodes_few_clips_per_result_once_the_history_is_full(model):
+    stride = PipelineConfig.clip_stride
+    pipeline = StreamingPipeline(model, streaming_config(max_clips=16))
+    frames = stream(24 * CLIP)
+    encoded = []
+    for index, frame in enumerate(frames):
+        before = pipeline.stats.encoded_clips
+        if pipeline.push(frame) is not None and index >= 19 * CLIP:  # full for a whole round of alignments
+            encoded.append(pipeline.stats.encoded_clips - before)
+    # the clip boundaries recur every 16 results (48 frames), so each result meets 3 clips it has not encoded before
+    assert len(encoded) > 20 and max(encoded) == stride // np.gcd(CLIP, stride)
+    assert len(pipeline._clip_cache) <= 16 * CLIP // np.gcd(CLIP, stride)
+
+
+def test_a_skipped_result_is_counted_and_the_next_one_refines_its_frames(model):
+    frames = stream(2 * CLIP)
+    pipeline = StreamingPipeline(model, streaming_config())
+    results = push_all(pipeline, frames[:CLIP])
+    assert [i for i, _ in results] == [15]
+    pushed = [pipeline.push(frame, skip_result=True) for frame in frames[CLIP:CLIP + 3]]
+    assert pushed == [None] * 3 and pipeline.stats.results_skipped == 1
+    results = push_all(pipeline, frames[CLIP + 3:CLIP + 6])
+    assert len(results) == 1 and pipeline.stats.results == 2
+    np.testing.assert_array_equal(results[0][1].stamps_ns, [f.stamp_ns for f in frames[CLIP:CLIP + 6]])
 
 
 def test_same_stream_gives_identical_results_and_the_seed_matters(model):
@@ -301,6 +377,7 @@ def assert_same_result(cached, full):
 @pytest.mark.parametrize("overrides", [
     dict(),
     dict(clip_stride=8),  # the clip alignment changes from one result to the next
+    dict(clip_stride=3),  # the streaming default: 16 alignments, each recurring every 16 results
     dict(clip_stride=37),  # results further apart than a clip: several new clips per result
     dict(mode="pose_only", num_samples=2),
 ])

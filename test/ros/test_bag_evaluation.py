@@ -21,6 +21,7 @@ from ghtt_core.data.recording import Recording
 from ghtt_core.data.storage import write_dataset
 from ghtt_core.evaluate.metrics import mpjpe
 from ghtt_core.evaluate.stream_scoring import score_differences
+from ghtt_core.pipeline import PipelineConfig
 from ghtt_ros.bag import cli as bag_cli
 from ghtt_ros.bag.io import (ROSBAG2_VERSION, STORAGES, BagError, BagPlayer, bag_info, make_typestore, parse_remappings,
                           read_messages, read_raw)
@@ -153,11 +154,13 @@ def test_live_replay_scores_equal_the_offline_scores(tmp_path, checkpoint, synth
     assert score_differences(live["scores"], offline["scores"], TOLERANCE_MM) == []
     assert not json.loads((tmp_path / "comparison.json").read_text())["differences"]
 
-    # Lossless: every pose reached the node, nothing skipped or dropped; one result per completed 16-frame clip.
+    # Lossless: every pose reached the node, nothing skipped or dropped; a result at the end of the first 16-frame
+    # clip and then every clip_stride frames (the default stream).
     node_stats = live["details"]["node_stats"]
     assert live["details"]["inputs_published"] == node_stats["frames_received"] == sequence.num_frames
     assert node_stats["frames_skipped"] == node_stats["frames_dropped"] == 0
-    results = sequence.num_frames // 16
+    result_ends = result_frames(sequence.num_frames)
+    results = len(result_ends)
     assert live["scores"]["results"] == offline["scores"]["results"] == results
     assert live["scores"]["prediction"]["predictions"] == results
     assert live["scores"]["latency_ms"]["count"] == offline["scores"]["latency_ms"]["count"] == results
@@ -169,7 +172,7 @@ def test_live_replay_scores_equal_the_offline_scores(tmp_path, checkpoint, synth
     expected = mpjpe(sequence.estimated_joints, sequence.joints, counted).mean.tolist()
     assert offline["scores"]["refinement"]["input"]["mpjpe"]["mean"] == pytest.approx(expected, rel=1e-5)
     recognition = live["scores"]["recognition"]
-    assert recognition["over_time"]["count"] == len(recognition_stamps_inside(sequence, results))
+    assert recognition["over_time"]["count"] == len(recognition_stamps_inside(sequence, result_ends))
     assert recognition["end_of_action"]["count"] == ACTIONS
     for mode in ("live", "offline"):
         assert (tmp_path / mode / "report.png").stat().st_size > 10_000
@@ -184,10 +187,14 @@ def test_live_replay_scores_equal_the_offline_scores(tmp_path, checkpoint, synth
     assert not any(key.startswith("latency_ms") for key in node_stats)  # sim-time figures are not reported
 
 
-def recognition_stamps_inside(sequence, results):
-    """Frame indices of the results (last frame of each clip) that lie inside a labelled action."""
-    ends = [16 * (k + 1) - 1 for k in range(results)]
-    return [i for i in ends if any(s.start <= i < s.end for s in sequence.actions)]
+def result_frames(num_frames):
+    """Frame indices of the results of the default pipeline: the first clip's last frame, then every clip_stride."""
+    return list(range(15, num_frames, PipelineConfig.clip_stride))
+
+
+def recognition_stamps_inside(sequence, result_ends):
+    """Frame indices of the results that lie inside a labelled action."""
+    return [i for i in result_ends if any(s.start <= i < s.end for s in sequence.actions)]
 
 
 def test_bad_messages_stamps_and_missing_topics_give_a_partial_report(tmp_path, checkpoint, synthetic_bag, capsys):

@@ -119,7 +119,9 @@ def graph(tmp_path_factory):
     common = {"device": "cpu", "diagnostics_period_s": 0.2}
     overrides = {
         "hand_estimator": {**common, "use_depth": True, "model_complexity": 0},
-        "ghtt_pipeline": {**common, "checkpoint": str(checkpoint), "num_samples": 4, "horizon_frames": 32},
+        # one result per clip: these tests count results per clip
+        "ghtt_pipeline": {**common, "checkpoint": str(checkpoint), "num_samples": 4, "horizon_frames": 32,
+                          "clip_stride": 16},
         "visualizer": {"diagnostics_period_s": 0.2},
     }
     runner = GraphRunner(CONFIG / "graph.yaml", overrides=overrides, namespace=NAMESPACE).start()

@@ -163,12 +163,14 @@ def test_pipeline_queues_every_pose_while_the_model_is_busy_and_drops_only_beyon
     stats = node.pipeline.stats
     assert stats.frames == bound + 1 and stats.dropped_frames == 3  # the gap is filled in as missing frames
     assert stats.resets == 0
-    # Every pose entered the history; of the clips completed while the poses of the next two clips were already
-    # waiting behind them (32 or more: the model more than a clip behind) no result was computed: with 64 queued,
-    # the clips ending at poses 15 and 31 are skipped (52, 36 poses behind), those ending at 47 and 63 (20, 4 behind)
-    # are published; with 256, the last two of the 16 clips are published.
-    assert stats.results + stats.results_skipped == (bound + 4) // 16
-    assert (stats.results, stats.results_skipped) == {256: (2, 14), 64: (2, 2), 8: (0, 0)}[bound]
+    # Every pose entered the history. Results are due at poses 15, 18, 21, ... (clip_stride 3); one due while the
+    # poses of the next result were already waiting behind it (3 or more) was not computed: of poses 0 .. bound + 3
+    # only the last due result is published (pose 258 with 256 queued, 66 with 64), the others are skipped.
+    stride = node.params["clip_stride"]
+    assert stride == 3
+    assert stats.results + stats.results_skipped == max(0, 1 + (bound + 3 - 15) // stride)
+    assert (stats.results, stats.results_skipped) == {256: (1, 81), 64: (1, 17), 8: (0, 0)}[bound]
+    assert node.diagnostic_values()["results_skipped"] == stats.results_skipped
     assert node.stats.published == stats.results
 
 

@@ -37,6 +37,7 @@ def graphs(tmp_path_factory):
         command = [sys.executable, "-m", "ghtt_ros.graph.runner", str(CONFIG / "pose_input.yaml"), "--namespace", namespace]
         for assignment in (f"checkpoint={checkpoint}", "device=cpu", f"num_samples={SAMPLES}",
                            f"horizon_frames={HORIZON}", "diagnostics_period_s=0.2",
+                           "clip_stride=16",  # one result per clip: the tests count results per clip
                            f"use_sim_time={'true' if namespace == 'cam_a' else 'false'}"):
             command += ["--set", f"ghtt_pipeline.{assignment}"]
         command += ["--set", "visualizer.diagnostics_period_s=0.2"]

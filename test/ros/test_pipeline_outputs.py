@@ -24,7 +24,7 @@ from node_harness import NodeHarness
 from ros_fixtures import pose_messages, write_tiny_checkpoint
 
 BEST_EFFORT = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
-SMALL = dict(device="cpu", num_samples=3, horizon_frames=32)
+SMALL = dict(device="cpu", num_samples=3, horizon_frames=32, clip_stride=16)  # one result per clip: counted below
 # camera_color_optical_frame in base_link, as a robot's URDF would give it (through camera_link).
 CAMERA_LINK_IN_BASE = ((0.4, -0.1, 1.2), (0.0, 0.38268343, 0.0, 0.92387953))  # 45 deg pitch
 OPTICAL_IN_CAMERA_LINK = ((0.0, 0.015, 0.0), (-0.5, 0.5, -0.5, 0.5))  # REP-103 optical rotation
