@@ -47,27 +47,84 @@ class SinusoidalTable(nn.Module):
         return self.table[index.long()]
 
 
-def _key_padding(valid: torch.Tensor | None) -> torch.Tensor | None:
-    return None if valid is None else ~valid.bool()
-
-
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, d_ff: int, activation: str):
         super().__init__(nn.Linear(d_model, d_ff), _ACTIVATIONS[activation](), nn.Linear(d_ff, d_model))
+
+
+class _Attention(nn.Module):
+    """Multi-head attention through F.scaled_dot_product_attention, with nn.MultiheadAttention's parameters
+    (in_proj_weight/in_proj_bias = [q; k; v] rows, out_proj), so checkpoints keep their state-dict keys.
+
+    Positional codes go into queries and keys, never into values (DETR). They are one (n, d) table for the whole
+    batch, so (x + pos) W + b is computed as x W + (pos W + b): the codes are projected once per position, not once
+    per token, and q, k, v come out of one matmul where they share their input.
+    """
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        # Created and initialised in nn.MultiheadAttention's order, so seeded models keep their initial weights.
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * d_model))
+        self.out_proj = nn.Linear(d_model, d_model)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _project(self, x, pos, rows: slice, pos_rows: int):
+        """x (..., n, d) times in_proj rows `rows`, plus the bias, with pos (n, d) added to the first pos_rows."""
+        weight = self.in_proj_weight[rows]
+        offset = self.in_proj_bias[rows].expand(len(pos), -1)
+        offset = torch.cat([offset[:, :pos_rows] + pos @ weight[:pos_rows].T, offset[:, pos_rows:]], dim=-1)
+        return (x @ weight.T).add_(offset)
+
+    def _heads(self, x):
+        """(..., n, d) -> (..., heads, n, d / heads), a view."""
+        return x.unflatten(-1, (self.n_heads, -1)).transpose(-3, -2)
+
+    def _attend(self, q, k, v, key_valid):
+        mask = None if key_valid is None else key_valid[..., None, None, :]
+        out = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v), attn_mask=mask)
+        return self.out_proj(out.transpose(-3, -2).flatten(-2))
+
+
+class SelfAttention(_Attention):
+    def forward(self, x, pos, valid=None):
+        """x (..., n, d), pos (n, d), valid (..., n) bool (True = a real token)."""
+        d = x.shape[-1]
+        q, k, v = self._project(x, pos, slice(None), 2 * d).split(d, dim=-1)
+        return self._attend(q, k, v, valid)
+
+
+class CrossAttention(_Attention):
+    def forward(self, x, pos, memory, memory_pos, memory_valid=None):
+        """Queries x (..., n, d) + pos (n, d) against memory (..., m, d) + memory_pos (m, d).
+
+        With one unmasked memory token the softmax weight is exactly 1 whatever the query, so the result is that
+        token's value for every query: (..., 1, d), broadcast by the caller's residual add (the P.b P-Dec, whose
+        memory is a single mid-level).
+        """
+        d = x.shape[-1]
+        if memory.shape[-2] == 1 and memory_valid is None:
+            return self.out_proj(F.linear(memory, self.in_proj_weight[2 * d:], self.in_proj_bias[2 * d:]))
+        q = self._project(x, pos, slice(0, d), d)
+        k, v = self._project(memory, memory_pos, slice(d, None), d).split(d, dim=-1)
+        if q.shape[:-2] != k.shape[:-2]:
+            q = q.expand(*k.shape[:-2], -1, -1)
+        return self._attend(q, k, v, memory_valid)
 
 
 class EncoderLayer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.norm_attn = nn.LayerNorm(cfg.d_model)
-        self.self_attn = nn.MultiheadAttention(cfg.d_model, cfg.n_heads, dropout=0.0, batch_first=True)
+        self.self_attn = SelfAttention(cfg.d_model, cfg.n_heads)
         self.norm_ff = nn.LayerNorm(cfg.d_model)
         self.feed_forward = FeedForward(cfg.d_model, cfg.d_ff, cfg.activation)
 
     def forward(self, x, pos, valid=None):
-        h = self.norm_attn(x)
-        qk = h + pos
-        x = x + self.self_attn(qk, qk, h, key_padding_mask=_key_padding(valid), need_weights=False)[0]
+        x = x + self.self_attn(self.norm_attn(x), pos, valid)
         return x + self.feed_forward(self.norm_ff(x))
 
 
@@ -75,20 +132,17 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.norm_self = nn.LayerNorm(cfg.d_model)
-        self.self_attn = nn.MultiheadAttention(cfg.d_model, cfg.n_heads, dropout=0.0, batch_first=True)
+        self.self_attn = SelfAttention(cfg.d_model, cfg.n_heads)
         self.norm_cross = nn.LayerNorm(cfg.d_model)
-        self.cross_attn = nn.MultiheadAttention(cfg.d_model, cfg.n_heads, dropout=0.0, batch_first=True)
+        self.cross_attn = CrossAttention(cfg.d_model, cfg.n_heads)
         self.norm_ff = nn.LayerNorm(cfg.d_model)
         self.feed_forward = FeedForward(cfg.d_model, cfg.d_ff, cfg.activation)
 
     def forward(self, x, pos, memory, memory_pos, valid=None, memory_valid=None):
-        h = self.norm_self(x)
-        qk = h + pos
-        x = x + self.self_attn(qk, qk, h, key_padding_mask=_key_padding(valid), need_weights=False)[0]
-        h = self.norm_cross(x)
-        x = x + self.cross_attn(
-            h + pos, memory + memory_pos, memory, key_padding_mask=_key_padding(memory_valid), need_weights=False
-        )[0]
+        """x (B or 1, q, d): queries shared by all items may come as one row; the memory (B, m, d) then gives the
+        result its batch at the cross-attention."""
+        x = x + self.self_attn(self.norm_self(x), pos, valid)
+        x = x + self.cross_attn(self.norm_cross(x), pos, memory, memory_pos, memory_valid)
         return x + self.feed_forward(self.norm_ff(x))
 
 
@@ -174,7 +228,10 @@ class TransformerVAE(nn.Module):
         if queries is None:
             if num_queries is None:
                 raise ValueError("decode needs either num_queries or queries")
-            queries = self.positions(num_queries).unsqueeze(0).expand(batch, -1, -1)
+            # The same queries for every item: until the first cross-attention they are computed once for all.
+            queries = self.positions(num_queries).unsqueeze(0)
+            if query_valid is not None:
+                queries = queries.expand(batch, -1, -1)
         else:
             _check_tokens(queries, self.d_model, "decoder queries")
         q = queries.shape[1]
