@@ -11,11 +11,14 @@ velocity), so `encode_clips` + `observation_from_clips` let a streaming caller k
 and encode only the new one per result (ghtt_core.pipeline does); only the placement looks at the whole observation.
 
 Sampling: sample 0 always decodes the means (deterministic); samples 1..S-1 draw latents with std x temperature
-(method-notes 5.4) from the given torch.Generator, so a seeded generator makes every sample reproducible.
+(method-notes 5.4) from the given torch.Generator, so a seeded generator makes every sample reproducible. A sequence
+of B generators, one per item, gives each item of a batch the samples it would get alone with its generator: several
+camera streams can share one forward pass without changing their results.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +26,7 @@ import torch
 from ghtt_core import forecast_calibration
 from ghtt_core.action_block import ActionInputs, following_phases
 from ghtt_core.checkpoint import ModelCheckpoint
-from ghtt_core.nn import draw_latents
+from ghtt_core.nn import Generators, draw_latents, standard_normal
 from ghtt_core.pose_block import PoseEncoding
 from ghtt_core.representation import (
     FEATURE_DIM,
@@ -211,11 +214,11 @@ def _repeat_rows(x: torch.Tensor, times: int) -> torch.Tensor:
     return x.repeat_interleave(times, dim=0)
 
 
-def _draw_per_sample(mu, logvar, num_samples, temperature, generator):
+def _draw_per_sample(mu, logvar, num_samples, temperature, generator: Generators):
     """Rows b * S + s of (B * S, d): the mean for s = 0, mu + eps * std * temperature for the others."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    eps.view(-1, num_samples, mu.shape[-1])[:, 0] = 0.0
-    return mu + eps * torch.exp(0.5 * logvar) * temperature
+    eps = standard_normal((len(mu) // num_samples, num_samples, mu.shape[-1]), generator, mu.device, mu.dtype)
+    eps[:, 0] = 0.0
+    return mu + eps.flatten(0, 1) * torch.exp(0.5 * logvar) * temperature
 
 
 def _unit_palm_feedback(predicted: torch.Tensor, hand_predicted: torch.Tensor):
@@ -246,10 +249,21 @@ def _unit_palm_feedback(predicted: torch.Tensor, hand_predicted: torch.Tensor):
     return features, mask
 
 
-class GHTTInference:
-    """Test-time flows on one loaded model (a ghtt_core.checkpoint.ModelCheckpoint)."""
+AUTOCAST_DTYPES = ("bfloat16", "float16")
 
-    def __init__(self, model: ModelCheckpoint, device: str | torch.device | None = None):
+
+class GHTTInference:
+    """Test-time flows on one loaded model (a ghtt_core.checkpoint.ModelCheckpoint).
+
+    autocast "bfloat16" or "float16": the networks run under torch.autocast in that precision (GPU; bfloat16 also on
+    CPU); their outputs are turned back into float32 and the geometry stays float64, so only the network rounding
+    changes (docs/inference.md gives the error of the shipped model).
+    """
+
+    def __init__(self, model: ModelCheckpoint, device: str | torch.device | None = None, autocast: str | None = None):
+        if autocast is not None and autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast must be None or one of {AUTOCAST_DTYPES}, got {autocast!r}")
+        self.autocast_dtype = None if autocast is None else getattr(torch, autocast)
         self.model = model
         self.device = torch.device(device) if device is not None else next(model.pose_block.parameters()).device
         self.pose_block = model.pose_block.to(self.device).eval()
@@ -259,6 +273,12 @@ class GHTTInference:
         if model.label_embeddings is not None:
             self.label_embeddings = model.label_embeddings.to(self.device)
         self.calibration = model.calibration
+
+    def _networks(self):
+        """The context of every network call: autocast in the chosen precision, or nothing."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     @property
     def default_temperature(self) -> float:
@@ -298,13 +318,14 @@ class GHTTInference:
         refined = torch.zeros(batch, clips, frames, FEATURE_DIM, device=self.device)
         if clip_valid.any():
             # Clips without a single hand carry no information; the P-Enc needs at least one frame to attend to.
-            encoding = self.pose_block.encode(
-                hand_features.features[clip_valid].float(),
-                hand_features.feature_mask[clip_valid],
-                encoder_valid[clip_valid],
-            )
-            mu[clip_valid], logvar[clip_valid] = encoding.mu, encoding.logvar
-            tokens[clip_valid], refined[clip_valid] = encoding.tokens, encoding.refined
+            with self._networks():
+                encoding = self.pose_block.encode(
+                    hand_features.features[clip_valid].float(),
+                    hand_features.feature_mask[clip_valid],
+                    encoder_valid[clip_valid],
+                )
+            mu[clip_valid], logvar[clip_valid] = encoding.mu.float(), encoding.logvar.float()
+            tokens[clip_valid], refined[clip_valid] = encoding.tokens.float(), encoding.refined.float()
         return ClipEncodings(hand_features, encoder_valid, clip_valid, mu, logvar, tokens, refined)
 
     @torch.no_grad()
@@ -393,9 +414,10 @@ class GHTTInference:
         self._require_action_block("action recognition")
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        encoding = self.action_block.encode(self._action_inputs(observation, object_names, phase))
-        scores, indices = self.action_block.alignment.top_k(encoding.mu, self.label_embeddings.actions, top_k)
-        return ActionScores(scores=scores, indices=indices, latent=encoding.mu)
+        with self._networks():
+            latent = self.action_block.encode(self._action_inputs(observation, object_names, phase)).mu.float()
+        scores, indices = self.action_block.alignment.top_k(latent, self.label_embeddings.actions, top_k)
+        return ActionScores(scores=scores, indices=indices, latent=latent)
 
     # ---- prediction ------------------------------------------------------------------------------------------
 
@@ -447,7 +469,7 @@ class GHTTInference:
         num_samples: int = 20,
         horizon_frames: int = 96,
         temperature: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         action_label: str | None = None,
         calibrated: bool = True,
     ) -> MotionForecast:
@@ -475,14 +497,15 @@ class GHTTInference:
             if action_label is not None:
                 index = self.model.taxonomy.action_index(action_label)
                 action_embedding = self.label_embeddings.actions[index].expand(len(inputs.mids), -1)
-            mids.append(self.action_block.predict_midlevels(
-                inputs,
-                following_phases(inputs, num_clips - 1),
-                num_samples=num_samples,
-                temperature=temperature,
-                action_embedding=action_embedding,
-                generator=generator,
-            ))  # (B, S, C-1, d)
+            with self._networks():
+                mids.append(self.action_block.predict_midlevels(
+                    inputs,
+                    following_phases(inputs, num_clips - 1),
+                    num_samples=num_samples,
+                    temperature=temperature,
+                    action_embedding=action_embedding,
+                    generator=generator,
+                ).float())  # (B, S, C-1, d)
         forecast = self.decode_midlevels(observation, torch.cat(mids, dim=2), horizon_frames)
         return self._calibrated(observation, forecast, calibrated)
 
@@ -491,7 +514,8 @@ class GHTTInference:
                          ) -> MotionForecast:
         """mids (B, S, C, d): mid-level c decodes into future clip c (one P-Dec pass for all of them); the clips are
         integrated continuously from the observation's base frame and cut to horizon_frames."""
-        future = self.pose_block.decode_mid(mids)
+        with self._networks():
+            future = self.pose_block.decode_mid(mids).float()
         return self._decode_forecast(observation.placement, observation.hand_present_at_end, future, horizon_frames,
                                      self._shape_anchor(observation))
 
@@ -512,7 +536,7 @@ class GHTTInference:
         num_samples: int = 20,
         horizon_frames: int = 96,
         temperature: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         calibrated: bool = True,
     ) -> MotionForecast:
         """P.a (method-notes 5.2): the P-Block alone, one clip at a time with memory [m, e_1..e_N].
@@ -535,9 +559,11 @@ class GHTTInference:
         for iteration in range(num_clips):
             if iteration:
                 features, mask = _unit_palm_feedback(decoded[-1], hand_predicted)
-                encoding = self.pose_block.encode(features, mask, all_frames)
-            mids = _draw_per_sample(encoding.mu, encoding.logvar, num_samples, temperature, generator)
-            decoded.append(self.pose_block.decode_with_skip(mids, encoding.tokens, encoding.frame_valid))
+                with self._networks():
+                    encoding = self.pose_block.encode(features, mask, all_frames)
+            mids = _draw_per_sample(encoding.mu.float(), encoding.logvar.float(), num_samples, temperature, generator)
+            with self._networks():
+                decoded.append(self.pose_block.decode_with_skip(mids, encoding.tokens, encoding.frame_valid).float())
         features = torch.stack(decoded, dim=1).unflatten(0, (batch, num_samples))  # (B, S, C, N, 153)
         forecast = self._decode_forecast(observation.placement, observation.hand_present_at_end, features,
                                          horizon_frames, self._shape_anchor(observation))
@@ -561,7 +587,8 @@ class GHTTInference:
             raise ValueError("both clips need at least one frame with a hand")
         mu_a, mu_b = observation.mu[0, 0], observation.mu[1, 0]
         mids = (1.0 - weights)[:, None] * mu_a + weights[:, None] * mu_b
-        features = self.pose_block.decode_mid(mids).unsqueeze(0).unsqueeze(2)  # (1, W, 1, N, 153)
+        with self._networks():
+            features = self.pose_block.decode_mid(mids).float().unsqueeze(0).unsqueeze(2)  # (1, W, 1, N, 153)
         clip_a_placement = HandPlacement(
             *(getattr(observation.placement, name)[:1] for name in HandPlacement.__dataclass_fields__)
         )

@@ -8,6 +8,7 @@ PyTorch key-padding masks (True = ignore) only at the attention call.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -268,13 +269,27 @@ class TransformerVAE(nn.Module):
         return self.decode(memory, memory_valid, queries=self.positions.lookup(query_phase), query_valid=query_valid)
 
 
-def reparameterise(mu, logvar, temperature: float = 1.0, generator: torch.Generator | None = None):
+# One torch.Generator for the whole batch, or one per item (a sequence of B): a batch of independent items then draws
+# for each item what it would draw alone with its generator, so batching streams does not change their samples.
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def standard_normal(shape, generator: Generators, device, dtype) -> torch.Tensor:
+    """N(0, 1) draws of `shape` (B, ...); with one generator per item, item b's draws come from generator b."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for {shape[0]} items")
+    return torch.stack([torch.randn(shape[1:], generator=g, device=device, dtype=dtype) for g in generator])
+
+
+def reparameterise(mu, logvar, temperature: float = 1.0, generator: Generators = None):
     """z = mu + eps * exp(logvar / 2) * temperature; temperature 1 in training, 5 (10 flattened) for test samples."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    eps = standard_normal(mu.shape, generator, mu.device, mu.dtype)
     return mu + eps * torch.exp(0.5 * logvar) * temperature
 
 
-def draw_latents(mu, logvar, num_samples: int, temperature: float, generator: torch.Generator | None = None):
+def draw_latents(mu, logvar, num_samples: int, temperature: float, generator: Generators = None):
     """(B, d) -> (B, S, d): sample 0 is the mean (deterministic pass), samples 1.. are reparameterised draws."""
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
