@@ -100,20 +100,19 @@ class SelfAttention(_Attention):
 
 class CrossAttention(_Attention):
     def forward(self, x, pos, memory, memory_pos, memory_valid=None):
-        """Queries x (..., n, d) + pos (n, d) against memory (..., m, d) + memory_pos (m, d).
-
-        With one unmasked memory token the softmax weight is exactly 1 whatever the query, so the result is that
-        token's value for every query: (..., 1, d), broadcast by the caller's residual add (the P.b P-Dec, whose
-        memory is a single mid-level).
-        """
+        """Queries x (..., n, d) + pos (n, d) against memory (..., m, d) + memory_pos (m, d)."""
         d = x.shape[-1]
-        if memory.shape[-2] == 1 and memory_valid is None:
-            return self.out_proj(F.linear(memory, self.in_proj_weight[2 * d:], self.in_proj_bias[2 * d:]))
         q = self._project(x, pos, slice(0, d), d)
         k, v = self._project(memory, memory_pos, slice(d, None), d).split(d, dim=-1)
         if q.shape[:-2] != k.shape[:-2]:
             q = q.expand(*k.shape[:-2], -1, -1)
         return self._attend(q, k, v, memory_valid)
+
+    def single_key(self, memory):
+        """The result for a memory (..., 1, d) of one unmasked token: its softmax weight is exactly 1 whatever the
+        query, so every query gets that token's value, (..., 1, d) (the P.b P-Dec, whose memory is one mid-level)."""
+        d = memory.shape[-1]
+        return self.out_proj(F.linear(memory, self.in_proj_weight[2 * d:], self.in_proj_bias[2 * d:]))
 
 
 class EncoderLayer(nn.Module):
@@ -143,7 +142,10 @@ class DecoderLayer(nn.Module):
         """x (B or 1, q, d): queries shared by all items may come as one row; the memory (B, m, d) then gives the
         result its batch at the cross-attention."""
         x = x + self.self_attn(self.norm_self(x), pos, valid)
-        x = x + self.cross_attn(self.norm_cross(x), pos, memory, memory_pos, memory_valid)
+        if memory.shape[-2] == 1 and memory_valid is None:
+            x = x + self.cross_attn.single_key(memory)  # needs no query, so no norm_cross either
+        else:
+            x = x + self.cross_attn(self.norm_cross(x), pos, memory, memory_pos, memory_valid)
         return x + self.feed_forward(self.norm_ff(x))
 
 
