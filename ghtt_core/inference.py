@@ -19,6 +19,7 @@ camera streams can share one forward pass without changing their results.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -166,6 +167,26 @@ class MotionForecast:
     joints: torch.Tensor
     hand_present: torch.Tensor
     trust: torch.Tensor | None = None
+
+
+def batch_observations(observations) -> EncodedObservation:
+    """Observations with the same number of clips (e.g. one per camera stream) -> one batch, their items in order."""
+    observations = list(observations)
+    if not observations or len({observation.num_clips for observation in observations}) != 1:
+        raise ValueError("a batch needs at least one observation, all with the same number of clips")
+    return _concat_items(observations)
+
+
+def _concat_items(values):
+    if dataclasses.is_dataclass(values[0]):
+        return type(values[0])(*(_concat_items([getattr(value, field.name) for value in values])
+                                 for field in dataclasses.fields(values[0])))
+    return None if values[0] is None else torch.cat(values, dim=0)
+
+
+def _item(forecast: MotionForecast, index: int) -> MotionForecast:
+    return MotionForecast(*(None if value is None else value[index:index + 1]
+                            for value in (forecast.joints, forecast.hand_present, forecast.trust)))
 
 
 def _check_observation(joints, presence, frame_valid, clip_len):
@@ -524,6 +545,36 @@ class GHTTInference:
         if not self.model.config.pose.anchor_forecast_shape:
             return None
         return local_joints_at(observation.hand_features.features.flatten(1, 2), observation.placement.base_index)
+
+    @torch.no_grad()
+    def predict_streams(self, observations, object_names=None, generators=None, **options) -> list[MotionForecast]:
+        """P.b for several independent streams in one forward pass per history length (not one per stream).
+
+        observations: one EncodedObservation of one item per stream; object_names: per stream its (1, K) nested
+        names or None; generators: one per stream, or None. options: as predict_action_guided. Each stream gets
+        what predict_action_guided gives it alone with its generator.
+        """
+        count = len(observations)
+        object_names = [None] * count if object_names is None else list(object_names)
+        generators = [None] * count if generators is None else list(generators)
+        if len(object_names) != count or len(generators) != count:
+            raise ValueError(f"{count} streams need {count} object name lists and generators")
+        if any(len(observation.clip_valid) != 1 for observation in observations):
+            raise ValueError("predict_streams takes one observation of one item per stream")
+        if None in generators and any(generator is not None for generator in generators):
+            raise ValueError("give every stream a generator, or none")
+        results = [None] * count
+        for clips in sorted({observation.num_clips for observation in observations}):
+            group = [i for i, observation in enumerate(observations) if observation.num_clips == clips]
+            # A stream without object names gets the unknown-object token everywhere, as with object_names=None.
+            names = [row for i in group for row in (object_names[i] or [[None] * clips])]
+            forecast = self.predict_action_guided(
+                batch_observations(observations[i] for i in group), names,
+                generator=None if generators[0] is None else [generators[i] for i in group], **options,
+            )
+            for position, i in enumerate(group):
+                results[i] = _item(forecast, position)
+        return results
 
     def generate_for_action(self, observation: EncodedObservation, action_label: str, **options) -> MotionForecast:
         """Action-controlled generation (gt_action_for_dec): P.b with the A-Dec driven by the label's embedding."""

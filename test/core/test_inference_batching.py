@@ -108,3 +108,22 @@ def test_bfloat16_autocast_stays_close_to_float32(model):
 def test_unknown_autocast_precision_is_rejected(model):
     with pytest.raises(ValueError, match="autocast"):
         GHTTInference(model, autocast="int8")
+
+
+def test_predict_streams_runs_streams_of_any_history_length_as_each_alone(model):
+    inference = GHTTInference(model)
+    joints, presence, frame_valid = three_streams()
+    observations = [inference.encode_observation(joints[i:i + 1, first:], presence[i:i + 1, first:],
+                                                 frame_valid[i:i + 1, first:])
+                    for i, first in enumerate((0, 1, 0))]  # 3, 2 and 3 clips: two forward passes
+    names = inference.model.taxonomy.objects
+    object_names = [[[names[0]] * CLIPS], None, [[None, names[1], names[1]]]]
+    options = dict(num_samples=4, horizon_frames=64, temperature=5.0)
+    streams = inference.predict_streams(observations, object_names, generators([5, 6, 7]), **options)
+    for observation, names_of_stream, seed, forecast in zip(observations, object_names, (5, 6, 7), streams):
+        alone = inference.predict_action_guided(observation, names_of_stream, generator=generators([seed])[0],
+                                                **options)
+        torch.testing.assert_close(forecast.joints, alone.joints, **SAME)
+        assert torch.equal(forecast.hand_present, alone.hand_present)
+    with pytest.raises(ValueError, match="3 streams need 3"):
+        inference.predict_streams(observations, generators=generators([1]))
