@@ -21,6 +21,7 @@ import statistics
 import time
 
 import torch
+import torch._inductor.config as inductor_config
 from torch.utils.flop_counter import FlopCounterMode
 
 from ghtt_core.action_block import ActionBlock, ActionInputs
@@ -163,9 +164,7 @@ def main():
           f"compile {args.compile}, median and fastest of {args.repeats}")
     print(f"matmul peak ({PEAK_SIZE}^3, {precision}): {peak / 1e9:.1f} GFLOP/s")
     if args.compile:
-        import torch._inductor.config
-
-        torch._inductor.config.freezing = True
+        inductor_config.freezing = True
     autocast = (torch.autocast(args.device.split(":")[0], dtype=precision)
                 if args.autocast != "none" else contextlib.nullcontext())
     for name in args.presets:
