@@ -58,8 +58,8 @@ class _Attention(nn.Module):
     (in_proj_weight/in_proj_bias = [q; k; v] rows, out_proj), so checkpoints keep their state-dict keys.
 
     Positional codes go into queries and keys, never into values (DETR). They are one (n, d) table for the whole
-    batch, so (x + pos) W + b is computed as x W + (pos W + b): the codes are projected once per position, not once
-    per token, and q, k, v come out of one matmul where they share their input.
+    batch, so for several items (x + pos) W + b is computed as x W + (pos W + b): the codes are projected once per
+    position, not once per token, and q, k, v come out of one matmul.
     """
 
     def __init__(self, d_model: int, n_heads: int):
@@ -76,6 +76,10 @@ class _Attention(nn.Module):
     def _project(self, x, pos, rows: slice, pos_rows: int):
         """x (..., n, d) times in_proj rows `rows`, plus the bias, with pos (n, d) added to the first pos_rows."""
         weight = self.in_proj_weight[rows]
+        if x.numel() == pos.numel():  # one item: adding the codes to its tokens first saves projecting them apart
+            bias = self.in_proj_bias[rows]
+            return torch.cat([F.linear(x + pos, weight[:pos_rows], bias[:pos_rows]),
+                              F.linear(x, weight[pos_rows:], bias[pos_rows:])], dim=-1)
         offset = self.in_proj_bias[rows].expand(len(pos), -1)
         offset = torch.cat([offset[:, :pos_rows] + pos @ weight[:pos_rows].T, offset[:, pos_rows:]], dim=-1)
         return (x @ weight.T).add_(offset)

@@ -72,24 +72,26 @@ def layer_pair(layer_class, reference_class):
     return layer, reference
 
 
-def test_encoder_layer_equals_the_reference_with_and_without_padding():
+@pytest.mark.parametrize("batch", [1, 3])
+def test_encoder_layer_equals_the_reference_with_and_without_padding(batch):
     layer, reference = layer_pair(EncoderLayer, ReferenceEncoderLayer)
-    x, pos = torch.randn(3, 7, 32), torch.randn(7, 32)
-    valid = torch.ones(3, 7, dtype=torch.bool)
+    x, pos = torch.randn(batch, 7, 32), torch.randn(7, 32)
+    valid = torch.ones(batch, 7, dtype=torch.bool)
     valid[0, 4:] = False
-    valid[2, 1] = False
+    valid[-1, 1] = False
     for mask in (None, valid):
         torch.testing.assert_close(layer(x, pos, mask), reference(x, pos, mask), **TOLERANCE)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("memory_tokens", [1, 5])
-def test_decoder_layer_equals_the_reference(memory_tokens):
+def test_decoder_layer_equals_the_reference(memory_tokens, batch):
     layer, reference = layer_pair(DecoderLayer, ReferenceDecoderLayer)
-    x, pos = torch.randn(3, 6, 32), torch.randn(6, 32)
-    memory, memory_pos = torch.randn(3, memory_tokens, 32), torch.randn(memory_tokens, 32)
-    valid = torch.ones(3, 6, dtype=torch.bool)
-    valid[1, 3:] = False
-    memory_valid = torch.ones(3, memory_tokens, dtype=torch.bool)
+    x, pos = torch.randn(batch, 6, 32), torch.randn(6, 32)
+    memory, memory_pos = torch.randn(batch, memory_tokens, 32), torch.randn(memory_tokens, 32)
+    valid = torch.ones(batch, 6, dtype=torch.bool)
+    valid[-1, 3:] = False
+    memory_valid = torch.ones(batch, memory_tokens, dtype=torch.bool)
     memory_valid[0, 1:] = False
     for query_mask in (None, valid):
         for memory_mask in (None, memory_valid):
