@@ -176,7 +176,7 @@ def main():
             for what, function in calls.items():
                 flops = flops_of(function)
                 if args.compile:
-                    function = torch.compile(function)
+                    function = torch.compile(function, dynamic=False)  # each preset compiles for its own sizes
                 times = times_ms(synced(function, args.device), args.repeats)
                 bound_ms = flops / peak * 1e3
                 median = statistics.median(times)
