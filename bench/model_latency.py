@@ -6,9 +6,9 @@ Random weights: latency does not depend on them.
 
 Every measured call is also run once under torch.utils.flop_counter.FlopCounterMode (matmuls and attention), and the
 matmul peak is measured in the same run (a large square matmul, same threads and precision). Each line prints the
-median and the fastest time, the FLOPs, the bound = FLOPs / peak and the ratio median time / bound: 1.0 would be a
-call that does nothing but matmuls at peak speed. The machine load (os.getloadavg) is printed at the start; on a
-shared machine the figures are upper bounds.
+median and the fastest time, the FLOPs, the bound = FLOPs / peak and the ratios median / bound and fastest / bound:
+1.0 would be a call that does nothing but matmuls at peak speed. The machine load (os.getloadavg) is printed at the
+start and the peak is measured again at the end; on a shared machine the figures are upper bounds.
 
     python bench/model_latency.py --presets small paper --threads 2
     python bench/model_latency.py --presets paper --threads 2 --profile   # + the top operators of one P.b call
@@ -172,7 +172,8 @@ def main():
             calls, parameters = preset_calls(name, args.device, args.samples, args.future_clips)
             counts = ", ".join(f"{block} {count / 1e6:.2f} M" for block, count in parameters.items())
             print(f"[{name}] parameters: {counts}")
-            print(f"  {'call':<36s} {'median':>9s} {'fastest':>9s} {'GFLOP':>8s} {'bound':>9s} {'ratio':>6s}")
+            print(f"  {'call':<36s} {'median':>9s} {'fastest':>9s} {'GFLOP':>8s} {'bound':>9s} {'ratio':>6s} "
+                  f"{'best':>6s}")
             for what, function in calls.items():
                 flops = flops_of(function)
                 if args.compile:
@@ -181,9 +182,11 @@ def main():
                 bound_ms = flops / peak * 1e3
                 median = statistics.median(times)
                 print(f"  {what:<36s} {median:7.1f}ms {min(times):7.1f}ms {flops / 1e9:8.2f} {bound_ms:7.1f}ms "
-                      f"{median / bound_ms:6.2f}")
+                      f"{median / bound_ms:6.2f} {min(times) / bound_ms:6.2f}")
             if args.profile:
                 print_profile(synced(function, args.device))
+    print(f"matmul peak at the end: {matmul_peak_flops(args.device, precision) / 1e9:.1f} GFLOP/s, load "
+          f"{os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
