@@ -74,14 +74,14 @@ class _Attention(nn.Module):
         nn.init.zeros_(self.out_proj.bias)
 
     def _project(self, x, pos, rows: slice, pos_rows: int):
-        """x (..., n, d) times in_proj rows `rows`, plus the bias, with pos (n, d) added to the first pos_rows."""
-        weight = self.in_proj_weight[rows]
+        """x (..., n, d) times in_proj rows `rows`, plus the bias, with pos (n, d) (or broadcastable to x) added to
+        the input of the first pos_rows."""
+        weight, bias = self.in_proj_weight[rows], self.in_proj_bias[rows]
         if x.numel() == pos.numel():  # one item: adding the codes to its tokens first saves projecting them apart
-            bias = self.in_proj_bias[rows]
             return torch.cat([F.linear(x + pos, weight[:pos_rows], bias[:pos_rows]),
                               F.linear(x, weight[pos_rows:], bias[pos_rows:])], dim=-1)
-        offset = self.in_proj_bias[rows].expand(len(pos), -1)
-        offset = torch.cat([offset[:, :pos_rows] + pos @ weight[:pos_rows].T, offset[:, pos_rows:]], dim=-1)
+        offset = torch.cat([F.linear(pos, weight[:pos_rows], bias[:pos_rows]),
+                            bias[pos_rows:].expand(*pos.shape[:-1], -1)], dim=-1)
         return (x @ weight.T).add_(offset)
 
     def _heads(self, x):
@@ -146,7 +146,8 @@ class DecoderLayer(nn.Module):
         """x (B or 1, q, d): queries shared by all items may come as one row; the memory (B, m, d) then gives the
         result its batch at the cross-attention."""
         x = x + self.self_attn(self.norm_self(x), pos, valid)
-        if memory.shape[-2] == 1 and memory_valid is None:
+        # Inference only: a training step must use every parameter (DistributedDataParallel checks), norm_cross too.
+        if memory.shape[-2] == 1 and memory_valid is None and not torch.is_grad_enabled():
             x = x + self.cross_attn.single_key(memory)  # needs no query, so no norm_cross either
         else:
             x = x + self.cross_attn(self.norm_cross(x), pos, memory, memory_pos, memory_valid)

@@ -81,6 +81,8 @@ def test_encoder_layer_equals_the_reference_with_and_without_padding(batch):
     valid[-1, 1] = False
     for mask in (None, valid):
         torch.testing.assert_close(layer(x, pos, mask), reference(x, pos, mask), **TOLERANCE)
+    # Codes with a leading batch dim of 1 (the object aggregator's) broadcast the same way.
+    torch.testing.assert_close(layer(x, pos.unsqueeze(0), valid), reference(x, pos, valid), **TOLERANCE)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -95,8 +97,12 @@ def test_decoder_layer_equals_the_reference(memory_tokens, batch):
     memory_valid[0, 1:] = False
     for query_mask in (None, valid):
         for memory_mask in (None, memory_valid):
-            torch.testing.assert_close(layer(x, pos, memory, memory_pos, query_mask, memory_mask),
-                                       reference(x, pos, memory, memory_pos, query_mask, memory_mask), **TOLERANCE)
+            expected = reference(x, pos, memory, memory_pos, query_mask, memory_mask)
+            torch.testing.assert_close(layer(x, pos, memory, memory_pos, query_mask, memory_mask), expected,
+                                       **TOLERANCE)
+            with torch.no_grad():  # the inference short-cuts
+                torch.testing.assert_close(layer(x, pos, memory, memory_pos, query_mask, memory_mask), expected,
+                                           **TOLERANCE)
 
 
 @pytest.mark.parametrize("memory_tokens", [1, 5])
@@ -104,7 +110,8 @@ def test_queries_shared_by_the_batch_may_come_as_one_row(memory_tokens):
     layer, reference = layer_pair(DecoderLayer, ReferenceDecoderLayer)
     queries, pos = torch.randn(1, 6, 32), torch.randn(6, 32)
     memory, memory_pos = torch.randn(4, memory_tokens, 32), torch.randn(memory_tokens, 32)
-    out = layer(queries, pos, memory, memory_pos)
+    with torch.no_grad():
+        out = layer(queries, pos, memory, memory_pos)
     assert out.shape == (4, 6, 32)
     torch.testing.assert_close(out, reference(queries.expand(4, -1, -1), pos, memory, memory_pos), **TOLERANCE)
 
