@@ -11,6 +11,7 @@ median and the fastest time, the FLOPs, the bound = FLOPs / peak and the ratios 
 start and the peak is measured again at the end; on a shared machine the figures are upper bounds.
 
     python bench/model_latency.py --presets small paper --threads 2
+    OMP_WAIT_POLICY=PASSIVE python bench/model_latency.py --threads 2   # on a machine shared with other jobs
     python bench/model_latency.py --presets paper --threads 2 --profile   # + the top operators of one P.b call
 """
 
@@ -154,8 +155,10 @@ def main():
                              "constants at inference, so they are prepacked and bias + GELU fused into the matmuls)")
     parser.add_argument("--profile", action="store_true", help="print the top operators of one P.b call")
     args = parser.parse_args()
+    # With more threads than free cores, OpenMP workers that spin between operators take the core from the thread
+    # that has work: on a shared machine run with OMP_WAIT_POLICY=PASSIVE (docs/inference.md).
     print(f"load average at start (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     precision = torch.float32 if args.autocast == "none" else getattr(torch, args.autocast)
