@@ -276,9 +276,9 @@ AUTOCAST_DTYPES = ("bfloat16", "float16")
 class GHTTInference:
     """Test-time flows on one loaded model (a ghtt_core.checkpoint.ModelCheckpoint).
 
-    autocast "bfloat16" or "float16": the networks run under torch.autocast in that precision (GPU; bfloat16 also on
-    CPU); their outputs are turned back into float32 and the geometry stays float64, so only the network rounding
-    changes (docs/inference.md gives the error of the shipped model).
+    autocast "bfloat16" or "float16": the networks run under torch.autocast in that precision (on a GPU, or on a CPU
+    with bf16/fp16 matmul units); their outputs are turned back into float32 and the geometry stays float64, so only
+    the network rounding changes (docs/inference.md gives the error of the shipped model).
     """
 
     def __init__(self, model: ModelCheckpoint, device: str | torch.device | None = None, autocast: str | None = None):
