@@ -18,6 +18,7 @@ from ghtt_core.nn import (
     TransformerVAE,
     VAEEncoding,
     cosine_logits,
+    Generators,
     draw_latents,
     kl_to_standard_normal,
     masked_mean,
@@ -223,7 +224,7 @@ class ActionBlock(nn.Module):
         num_samples: int = 1,
         temperature: float | None = None,
         action_embedding: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         encoding: VAEEncoding | None = None,
     ) -> torch.Tensor:
         """Future mid-levels (B, S, F, d). Sample 0 decodes the mean; samples 1.. draw z with std x temperature
@@ -265,7 +266,7 @@ class ActionBlock(nn.Module):
         num_samples: int = 1,
         temperature: float | None = None,
         action_embedding=None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
         """P.b: P-Enc (clip -> mu) -> A-Enc -> A-Dec -> P-Dec with memory = one predicted mid-level.
 

@@ -11,11 +11,15 @@ velocity), so `encode_clips` + `observation_from_clips` let a streaming caller k
 and encode only the new one per result (ghtt_core.pipeline does); only the placement looks at the whole observation.
 
 Sampling: sample 0 always decodes the means (deterministic); samples 1..S-1 draw latents with std x temperature
-(method-notes 5.4) from the given torch.Generator, so a seeded generator makes every sample reproducible.
+(method-notes 5.4) from the given torch.Generator, so a seeded generator makes every sample reproducible. A sequence
+of B generators, one per item, gives each item of a batch the samples it would get alone with its generator: several
+camera streams can share one forward pass without changing their results.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +27,7 @@ import torch
 from ghtt_core import forecast_calibration
 from ghtt_core.action_block import ActionInputs, following_phases
 from ghtt_core.checkpoint import ModelCheckpoint
-from ghtt_core.nn import VAEEncoding, draw_latents
+from ghtt_core.nn import Generators, VAEEncoding, draw_latents, standard_normal
 from ghtt_core.pose_block import PoseEncoding
 from ghtt_core.representation import (
     FEATURE_DIM,
@@ -166,6 +170,26 @@ class MotionForecast:
     trust: torch.Tensor | None = None
 
 
+def batch_observations(observations) -> EncodedObservation:
+    """Observations with the same number of clips (e.g. one per camera stream) -> one batch, their items in order."""
+    observations = list(observations)
+    if not observations or len({observation.num_clips for observation in observations}) != 1:
+        raise ValueError("a batch needs at least one observation, all with the same number of clips")
+    return _concat_items(observations)
+
+
+def _concat_items(values):
+    if dataclasses.is_dataclass(values[0]):
+        return type(values[0])(*(_concat_items([getattr(value, field.name) for value in values])
+                                 for field in dataclasses.fields(values[0])))
+    return None if values[0] is None else torch.cat(values, dim=0)
+
+
+def _item(forecast: MotionForecast, index: int) -> MotionForecast:
+    return MotionForecast(*(None if value is None else value[index:index + 1]
+                            for value in (forecast.joints, forecast.hand_present, forecast.trust)))
+
+
 def _check_observation(joints, presence, frame_valid, clip_len):
     if joints.dim() != 6 or tuple(joints.shape[2:]) != (clip_len, NUM_HANDS, NUM_JOINTS, 3):
         raise ValueError(f"observation joints must be (B, K, {clip_len}, 2, 21, 3), got {tuple(joints.shape)}")
@@ -212,11 +236,11 @@ def _repeat_rows(x: torch.Tensor, times: int) -> torch.Tensor:
     return x.repeat_interleave(times, dim=0)
 
 
-def _draw_per_sample(mu, logvar, num_samples, temperature, generator):
+def _draw_per_sample(mu, logvar, num_samples, temperature, generator: Generators):
     """Rows b * S + s of (B * S, d): the mean for s = 0, mu + eps * std * temperature for the others."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    eps.view(-1, num_samples, mu.shape[-1])[:, 0] = 0.0
-    return mu + eps * torch.exp(0.5 * logvar) * temperature
+    eps = standard_normal((len(mu) // num_samples, num_samples, mu.shape[-1]), generator, mu.device, mu.dtype)
+    eps[:, 0] = 0.0
+    return mu + eps.flatten(0, 1) * torch.exp(0.5 * logvar) * temperature
 
 
 def _unit_palm_feedback(predicted: torch.Tensor, hand_predicted: torch.Tensor):
@@ -247,10 +271,21 @@ def _unit_palm_feedback(predicted: torch.Tensor, hand_predicted: torch.Tensor):
     return features, mask
 
 
-class GHTTInference:
-    """Test-time flows on one loaded model (a ghtt_core.checkpoint.ModelCheckpoint)."""
+AUTOCAST_DTYPES = ("bfloat16", "float16")
 
-    def __init__(self, model: ModelCheckpoint, device: str | torch.device | None = None):
+
+class GHTTInference:
+    """Test-time flows on one loaded model (a ghtt_core.checkpoint.ModelCheckpoint).
+
+    autocast "bfloat16" or "float16": the networks run under torch.autocast in that precision (on a GPU, or on a CPU
+    with bf16/fp16 matmul units); their outputs are turned back into float32 and the geometry stays float64, so only
+    the network rounding changes (docs/inference.md gives the error of the shipped model).
+    """
+
+    def __init__(self, model: ModelCheckpoint, device: str | torch.device | None = None, autocast: str | None = None):
+        if autocast is not None and autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast must be None or one of {AUTOCAST_DTYPES}, got {autocast!r}")
+        self.autocast_dtype = None if autocast is None else getattr(torch, autocast)
         self.model = model
         self.device = torch.device(device) if device is not None else next(model.pose_block.parameters()).device
         self.pose_block = model.pose_block.to(self.device).eval()
@@ -260,6 +295,12 @@ class GHTTInference:
         if model.label_embeddings is not None:
             self.label_embeddings = model.label_embeddings.to(self.device)
         self.calibration = model.calibration
+
+    def _networks(self):
+        """The context of every network call: autocast in the chosen precision, or nothing."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     @property
     def default_temperature(self) -> float:
@@ -299,13 +340,14 @@ class GHTTInference:
         refined = torch.zeros(batch, clips, frames, FEATURE_DIM, device=self.device)
         if clip_valid.any():
             # Clips without a single hand carry no information; the P-Enc needs at least one frame to attend to.
-            encoding = self.pose_block.encode(
-                hand_features.features[clip_valid].float(),
-                hand_features.feature_mask[clip_valid],
-                encoder_valid[clip_valid],
-            )
-            mu[clip_valid], logvar[clip_valid] = encoding.mu, encoding.logvar
-            tokens[clip_valid], refined[clip_valid] = encoding.tokens, encoding.refined
+            with self._networks():
+                encoding = self.pose_block.encode(
+                    hand_features.features[clip_valid].float(),
+                    hand_features.feature_mask[clip_valid],
+                    encoder_valid[clip_valid],
+                )
+            mu[clip_valid], logvar[clip_valid] = encoding.mu.float(), encoding.logvar.float()
+            tokens[clip_valid], refined[clip_valid] = encoding.tokens.float(), encoding.refined.float()
         return ClipEncodings(hand_features, encoder_valid, clip_valid, mu, logvar, tokens, refined)
 
     @torch.no_grad()
@@ -397,9 +439,11 @@ class GHTTInference:
         self._require_action_block("action recognition")
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        encoding = self.action_block.encode(self._action_inputs(observation, object_names, phase))
-        scores, indices = self.action_block.alignment.top_k(encoding.mu, self.label_embeddings.actions, top_k)
-        return ActionScores(scores=scores, indices=indices, latent=encoding.mu, encoding=encoding)
+        with self._networks():
+            encoding = self.action_block.encode(self._action_inputs(observation, object_names, phase))
+        latent = encoding.mu.float()
+        scores, indices = self.action_block.alignment.top_k(latent, self.label_embeddings.actions, top_k)
+        return ActionScores(scores=scores, indices=indices, latent=latent, encoding=encoding)
 
     # ---- prediction ------------------------------------------------------------------------------------------
 
@@ -451,7 +495,7 @@ class GHTTInference:
         num_samples: int = 20,
         horizon_frames: int = 96,
         temperature: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         action_label: str | None = None,
         calibrated: bool = True,
         action_encoding: VAEEncoding | None = None,
@@ -482,15 +526,16 @@ class GHTTInference:
             if action_label is not None:
                 index = self.model.taxonomy.action_index(action_label)
                 action_embedding = self.label_embeddings.actions[index].expand(len(inputs.mids), -1)
-            mids.append(self.action_block.predict_midlevels(
-                inputs,
-                following_phases(inputs, num_clips - 1),
-                num_samples=num_samples,
-                temperature=temperature,
-                action_embedding=action_embedding,
-                generator=generator,
-                encoding=action_encoding,
-            ))  # (B, S, C-1, d)
+            with self._networks():
+                mids.append(self.action_block.predict_midlevels(
+                    inputs,
+                    following_phases(inputs, num_clips - 1),
+                    num_samples=num_samples,
+                    temperature=temperature,
+                    action_embedding=action_embedding,
+                    generator=generator,
+                    encoding=action_encoding,
+                ).float())  # (B, S, C-1, d)
         forecast = self.decode_midlevels(observation, torch.cat(mids, dim=2), horizon_frames)
         return self._calibrated(observation, forecast, calibrated)
 
@@ -499,7 +544,8 @@ class GHTTInference:
                          ) -> MotionForecast:
         """mids (B, S, C, d): mid-level c decodes into future clip c (one P-Dec pass for all of them); the clips are
         integrated continuously from the observation's base frame and cut to horizon_frames."""
-        future = self.pose_block.decode_mid(mids)
+        with self._networks():
+            future = self.pose_block.decode_mid(mids).float()
         return self._decode_forecast(observation.placement, observation.hand_present_at_end, future, horizon_frames,
                                      self._shape_anchor(observation))
 
@@ -508,6 +554,36 @@ class GHTTInference:
         if not self.model.config.pose.anchor_forecast_shape:
             return None
         return local_joints_at(observation.hand_features.features.flatten(1, 2), observation.placement.base_index)
+
+    @torch.no_grad()
+    def predict_streams(self, observations, object_names=None, generators=None, **options) -> list[MotionForecast]:
+        """P.b for several independent streams in one forward pass per history length (not one per stream).
+
+        observations: one EncodedObservation of one item per stream; object_names: per stream its (1, K) nested
+        names or None; generators: one per stream, or None. options: as predict_action_guided. Each stream gets
+        what predict_action_guided gives it alone with its generator.
+        """
+        count = len(observations)
+        object_names = [None] * count if object_names is None else list(object_names)
+        generators = [None] * count if generators is None else list(generators)
+        if len(object_names) != count or len(generators) != count:
+            raise ValueError(f"{count} streams need {count} object name lists and generators")
+        if any(len(observation.clip_valid) != 1 for observation in observations):
+            raise ValueError("predict_streams takes one observation of one item per stream")
+        if None in generators and any(generator is not None for generator in generators):
+            raise ValueError("give every stream a generator, or none")
+        results = [None] * count
+        for clips in sorted({observation.num_clips for observation in observations}):
+            group = [i for i, observation in enumerate(observations) if observation.num_clips == clips]
+            # A stream without object names gets the unknown-object token everywhere, as with object_names=None.
+            names = [row for i in group for row in (object_names[i] or [[None] * clips])]
+            forecast = self.predict_action_guided(
+                batch_observations(observations[i] for i in group), names,
+                generator=None if generators[0] is None else [generators[i] for i in group], **options,
+            )
+            for position, i in enumerate(group):
+                results[i] = _item(forecast, position)
+        return results
 
     def generate_for_action(self, observation: EncodedObservation, action_label: str, **options) -> MotionForecast:
         """Action-controlled generation (gt_action_for_dec): P.b with the A-Dec driven by the label's embedding."""
@@ -520,7 +596,7 @@ class GHTTInference:
         num_samples: int = 20,
         horizon_frames: int = 96,
         temperature: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         calibrated: bool = True,
     ) -> MotionForecast:
         """P.a (method-notes 5.2): the P-Block alone, one clip at a time with memory [m, e_1..e_N].
@@ -543,9 +619,11 @@ class GHTTInference:
         for iteration in range(num_clips):
             if iteration:
                 features, mask = _unit_palm_feedback(decoded[-1], hand_predicted)
-                encoding = self.pose_block.encode(features, mask, all_frames)
-            mids = _draw_per_sample(encoding.mu, encoding.logvar, num_samples, temperature, generator)
-            decoded.append(self.pose_block.decode_with_skip(mids, encoding.tokens, encoding.frame_valid))
+                with self._networks():
+                    encoding = self.pose_block.encode(features, mask, all_frames)
+            mids = _draw_per_sample(encoding.mu.float(), encoding.logvar.float(), num_samples, temperature, generator)
+            with self._networks():
+                decoded.append(self.pose_block.decode_with_skip(mids, encoding.tokens, encoding.frame_valid).float())
         features = torch.stack(decoded, dim=1).unflatten(0, (batch, num_samples))  # (B, S, C, N, 153)
         forecast = self._decode_forecast(observation.placement, observation.hand_present_at_end, features,
                                          horizon_frames, self._shape_anchor(observation))
@@ -569,7 +647,8 @@ class GHTTInference:
             raise ValueError("both clips need at least one frame with a hand")
         mu_a, mu_b = observation.mu[0, 0], observation.mu[1, 0]
         mids = (1.0 - weights)[:, None] * mu_a + weights[:, None] * mu_b
-        features = self.pose_block.decode_mid(mids).unsqueeze(0).unsqueeze(2)  # (1, W, 1, N, 153)
+        with self._networks():
+            features = self.pose_block.decode_mid(mids).float().unsqueeze(0).unsqueeze(2)  # (1, W, 1, N, 153)
         clip_a_placement = HandPlacement(
             *(getattr(observation.placement, name)[:1] for name in HandPlacement.__dataclass_fields__)
         )

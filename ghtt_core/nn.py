@@ -8,6 +8,7 @@ PyTorch key-padding masks (True = ignore) only at the attention call.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -47,27 +48,87 @@ class SinusoidalTable(nn.Module):
         return self.table[index.long()]
 
 
-def _key_padding(valid: torch.Tensor | None) -> torch.Tensor | None:
-    return None if valid is None else ~valid.bool()
-
-
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, d_ff: int, activation: str):
         super().__init__(nn.Linear(d_model, d_ff), _ACTIVATIONS[activation](), nn.Linear(d_ff, d_model))
+
+
+class _Attention(nn.Module):
+    """Multi-head attention through F.scaled_dot_product_attention, with nn.MultiheadAttention's parameters
+    (in_proj_weight/in_proj_bias = [q; k; v] rows, out_proj), so checkpoints keep their state-dict keys.
+
+    Positional codes go into queries and keys, never into values (DETR). They are one (n, d) table for the whole
+    batch, so for several items (x + pos) W + b is computed as x W + (pos W + b): the codes are projected once per
+    position, not once per token, and q, k, v come out of one matmul.
+    """
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        # Created and initialised in nn.MultiheadAttention's order, so seeded models keep their initial weights.
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * d_model))
+        self.out_proj = nn.Linear(d_model, d_model)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _project(self, x, pos, rows: slice, pos_rows: int):
+        """x (..., n, d) times in_proj rows `rows`, plus the bias, with pos (n, d) (or broadcastable to x) added to
+        the input of the first pos_rows."""
+        weight, bias = self.in_proj_weight[rows], self.in_proj_bias[rows]
+        if x.numel() == pos.numel():  # one item: adding the codes to its tokens first saves projecting them apart
+            return torch.cat([F.linear(x + pos, weight[:pos_rows], bias[:pos_rows]),
+                              F.linear(x, weight[pos_rows:], bias[pos_rows:])], dim=-1)
+        offset = torch.cat([F.linear(pos, weight[:pos_rows], bias[:pos_rows]),
+                            bias[pos_rows:].expand(*pos.shape[:-1], -1)], dim=-1)
+        return (x @ weight.T).add_(offset)
+
+    def _heads(self, x):
+        """(..., n, d) -> (..., heads, n, d / heads), a view."""
+        return x.unflatten(-1, (self.n_heads, -1)).transpose(-3, -2)
+
+    def _attend(self, q, k, v, key_valid):
+        mask = None if key_valid is None else key_valid[..., None, None, :]
+        out = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v), attn_mask=mask)
+        return self.out_proj(out.transpose(-3, -2).flatten(-2))
+
+
+class SelfAttention(_Attention):
+    def forward(self, x, pos, valid=None):
+        """x (..., n, d), pos (n, d), valid (..., n) bool (True = a real token)."""
+        d = x.shape[-1]
+        q, k, v = self._project(x, pos, slice(None), 2 * d).split(d, dim=-1)
+        return self._attend(q, k, v, valid)
+
+
+class CrossAttention(_Attention):
+    def forward(self, x, pos, memory, memory_pos, memory_valid=None):
+        """Queries x (..., n, d) + pos (n, d) against memory (..., m, d) + memory_pos (m, d)."""
+        d = x.shape[-1]
+        q = self._project(x, pos, slice(0, d), d)
+        k, v = self._project(memory, memory_pos, slice(d, None), d).split(d, dim=-1)
+        if q.shape[:-2] != k.shape[:-2]:
+            q = q.expand(*k.shape[:-2], -1, -1)
+        return self._attend(q, k, v, memory_valid)
+
+    def single_key(self, memory):
+        """The result for a memory (..., 1, d) of one unmasked token: its softmax weight is exactly 1 whatever the
+        query, so every query gets that token's value, (..., 1, d) (the P.b P-Dec, whose memory is one mid-level)."""
+        d = memory.shape[-1]
+        return self.out_proj(F.linear(memory, self.in_proj_weight[2 * d:], self.in_proj_bias[2 * d:]))
 
 
 class EncoderLayer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.norm_attn = nn.LayerNorm(cfg.d_model)
-        self.self_attn = nn.MultiheadAttention(cfg.d_model, cfg.n_heads, dropout=0.0, batch_first=True)
+        self.self_attn = SelfAttention(cfg.d_model, cfg.n_heads)
         self.norm_ff = nn.LayerNorm(cfg.d_model)
         self.feed_forward = FeedForward(cfg.d_model, cfg.d_ff, cfg.activation)
 
     def forward(self, x, pos, valid=None):
-        h = self.norm_attn(x)
-        qk = h + pos
-        x = x + self.self_attn(qk, qk, h, key_padding_mask=_key_padding(valid), need_weights=False)[0]
+        x = x + self.self_attn(self.norm_attn(x), pos, valid)
         return x + self.feed_forward(self.norm_ff(x))
 
 
@@ -75,20 +136,21 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.norm_self = nn.LayerNorm(cfg.d_model)
-        self.self_attn = nn.MultiheadAttention(cfg.d_model, cfg.n_heads, dropout=0.0, batch_first=True)
+        self.self_attn = SelfAttention(cfg.d_model, cfg.n_heads)
         self.norm_cross = nn.LayerNorm(cfg.d_model)
-        self.cross_attn = nn.MultiheadAttention(cfg.d_model, cfg.n_heads, dropout=0.0, batch_first=True)
+        self.cross_attn = CrossAttention(cfg.d_model, cfg.n_heads)
         self.norm_ff = nn.LayerNorm(cfg.d_model)
         self.feed_forward = FeedForward(cfg.d_model, cfg.d_ff, cfg.activation)
 
     def forward(self, x, pos, memory, memory_pos, valid=None, memory_valid=None):
-        h = self.norm_self(x)
-        qk = h + pos
-        x = x + self.self_attn(qk, qk, h, key_padding_mask=_key_padding(valid), need_weights=False)[0]
-        h = self.norm_cross(x)
-        x = x + self.cross_attn(
-            h + pos, memory + memory_pos, memory, key_padding_mask=_key_padding(memory_valid), need_weights=False
-        )[0]
+        """x (B or 1, q, d): queries shared by all items may come as one row; the memory (B, m, d) then gives the
+        result its batch at the cross-attention."""
+        x = x + self.self_attn(self.norm_self(x), pos, valid)
+        # Inference only: a training step must use every parameter (DistributedDataParallel checks), norm_cross too.
+        if memory.shape[-2] == 1 and memory_valid is None and not torch.is_grad_enabled():
+            x = x + self.cross_attn.single_key(memory)  # needs no query, so no norm_cross either
+        else:
+            x = x + self.cross_attn(self.norm_cross(x), pos, memory, memory_pos, memory_valid)
         return x + self.feed_forward(self.norm_ff(x))
 
 
@@ -174,7 +236,10 @@ class TransformerVAE(nn.Module):
         if queries is None:
             if num_queries is None:
                 raise ValueError("decode needs either num_queries or queries")
-            queries = self.positions(num_queries).unsqueeze(0).expand(batch, -1, -1)
+            # The same queries for every item: until the first cross-attention they are computed once for all.
+            queries = self.positions(num_queries).unsqueeze(0)
+            if query_valid is not None:
+                queries = queries.expand(batch, -1, -1)
         else:
             _check_tokens(queries, self.d_model, "decoder queries")
         q = queries.shape[1]
@@ -211,13 +276,27 @@ class TransformerVAE(nn.Module):
         return self.decode(memory, memory_valid, queries=self.positions.lookup(query_phase), query_valid=query_valid)
 
 
-def reparameterise(mu, logvar, temperature: float = 1.0, generator: torch.Generator | None = None):
+# One torch.Generator for the whole batch, or one per item (a sequence of B): a batch of independent items then draws
+# for each item what it would draw alone with its generator, so batching streams does not change their samples.
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def standard_normal(shape, generator: Generators, device, dtype) -> torch.Tensor:
+    """N(0, 1) draws of `shape` (B, ...); with one generator per item, item b's draws come from generator b."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for {shape[0]} items")
+    return torch.stack([torch.randn(shape[1:], generator=g, device=device, dtype=dtype) for g in generator])
+
+
+def reparameterise(mu, logvar, temperature: float = 1.0, generator: Generators = None):
     """z = mu + eps * exp(logvar / 2) * temperature; temperature 1 in training, 5 (10 flattened) for test samples."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    eps = standard_normal(mu.shape, generator, mu.device, mu.dtype)
     return mu + eps * torch.exp(0.5 * logvar) * temperature
 
 
-def draw_latents(mu, logvar, num_samples: int, temperature: float, generator: torch.Generator | None = None):
+def draw_latents(mu, logvar, num_samples: int, temperature: float, generator: Generators = None):
     """(B, d) -> (B, S, d): sample 0 is the mean (deterministic pass), samples 1.. are reparameterised draws."""
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
