@@ -556,11 +556,13 @@ class GHTTInference:
         return local_joints_at(observation.hand_features.features.flatten(1, 2), observation.placement.base_index)
 
     @torch.no_grad()
-    def predict_streams(self, observations, object_names=None, generators=None, **options) -> list[MotionForecast]:
+    def predict_streams(self, observations, object_names=None, generators=None, action_encodings=None,
+                        **options) -> list[MotionForecast]:
         """P.b for several independent streams in one forward pass per history length (not one per stream).
 
         observations: one EncodedObservation of one item per stream; object_names: per stream its (1, K) nested
-        names or None; generators: one per stream, or None. options: as predict_action_guided. Each stream gets
+        names or None; generators: one per stream, or None; action_encodings: per stream the A-Enc output of its
+        recognition (ActionScores.encoding) to reuse, or None. options: as predict_action_guided. Each stream gets
         what predict_action_guided gives it alone with its generator.
         """
         count = len(observations)
@@ -572,6 +574,9 @@ class GHTTInference:
             raise ValueError("predict_streams takes one observation of one item per stream")
         if None in generators and any(generator is not None for generator in generators):
             raise ValueError("give every stream a generator, or none")
+        encodings = [None] * count if action_encodings is None else list(action_encodings)
+        if len(encodings) != count or (None in encodings and any(e is not None for e in encodings)):
+            raise ValueError(f"give each of the {count} streams an action encoding, or none")
         results = [None] * count
         for clips in sorted({observation.num_clips for observation in observations}):
             group = [i for i, observation in enumerate(observations) if observation.num_clips == clips]
@@ -579,7 +584,9 @@ class GHTTInference:
             names = [row for i in group for row in (object_names[i] or [[None] * clips])]
             forecast = self.predict_action_guided(
                 batch_observations(observations[i] for i in group), names,
-                generator=None if generators[0] is None else [generators[i] for i in group], **options,
+                generator=None if generators[0] is None else [generators[i] for i in group],
+                action_encoding=None if encodings[0] is None else _concat_items([encodings[i] for i in group]),
+                **options,
             )
             for position, i in enumerate(group):
                 results[i] = _item(forecast, position)

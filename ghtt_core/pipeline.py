@@ -26,7 +26,8 @@ import torch
 
 from ghtt_core.checkpoint import KIND_FULL, KIND_POSE, ModelCheckpoint, load_checkpoint
 from ghtt_core.hand_plausibility import PlausibilityFilter
-from ghtt_core.inference import ActionScores, ClipEncodings, EncodedObservation, GHTTInference, MotionForecast
+from ghtt_core.inference import (ActionScores, ClipEncodings, EncodedObservation, GHTTInference, MotionForecast,
+                                 Refinement)
 from ghtt_core.open_set import hand_speed_m_s, open_set_hypotheses
 from ghtt_core.results import PREDICTION_MODES, Hypothesis, Prediction, Recognition
 from ghtt_core.skeleton import NUM_HANDS, NUM_JOINTS
@@ -123,6 +124,26 @@ class PipelineResult:
     recognition: Recognition | None
     prediction: Prediction | None
     timings_ms: dict = field(default_factory=dict)
+
+
+@dataclass
+class PendingResult:
+    """A due result before its forecast (StreamingPipeline.push_deferred); fields as the result they become."""
+
+    frame_id: str
+    stamps_ns: np.ndarray  # every frame of the observation
+    refined_frames: int
+    observation: EncodedObservation
+    object_names: list
+    refinement: Refinement
+    recognition: Recognition | None
+    scores: ActionScores | None
+    timer: "_StageTimer"
+
+    @property
+    def predicts(self) -> bool:
+        """A forecast is made when a hand is in view at the end of the observation."""
+        return bool(self.observation.hand_present_at_end.any())
 
 
 @dataclass
@@ -257,6 +278,12 @@ class StreamingPipeline:
         skip_result: a result due at this frame is not computed (counted in stats.results_skipped), so a caller that
         has fallen behind keeps the whole history but computes only the results still worth having; the frames it
         would have refined are refined by the next result (up to a clip of them)."""
+        pending = self.push_deferred(frame, skip_result)
+        return None if pending is None else self.complete(pending)
+
+    def push_deferred(self, frame: FrameInput, skip_result: bool = False) -> "PendingResult | None":
+        """push, but a due result comes back with everything except its forecast computed, so that a caller serving
+        several streams can run their forecasts in one pass (ghtt_core.stream_batch) before `complete`."""
         joints, presence, confidence = _check_frame(frame)
         self.stats.frames += 1
         if self._frames:
@@ -287,7 +314,7 @@ class StreamingPipeline:
             self.stats.results += 1
             refined_frames = min(self._unrefined_frames, self.config.clip_len)
             self._unrefined_frames = 0
-            return self._result(frame.frame_id, refined_frames)
+            return self._prepare(frame.frame_id, refined_frames)
         return None
 
     def _append(self, stamp_ns: int, joints: np.ndarray, presence: np.ndarray, real: bool, object_label: str | None):
@@ -312,7 +339,7 @@ class StreamingPipeline:
         seed = (int(self.config.seed) * 1_000_003 + stamp_ns) % _SEED_MODULUS
         return torch.Generator(device=self.inference.device).manual_seed(seed)
 
-    def _result(self, frame_id: str, refined_frames: int) -> PipelineResult:
+    def _prepare(self, frame_id: str, refined_frames: int) -> "PendingResult":
         cfg = self.config
         clip_len = cfg.clip_len
         num_clips = min(len(self._frames) // clip_len, cfg.max_clips)
@@ -341,13 +368,24 @@ class StreamingPipeline:
                 latent=scores.latent[0].float().cpu().numpy(),
             )
         timer.lap("recognize")
+        return PendingResult(frame_id, stamps, refined_frames, observation, object_names, refinement, recognition,
+                             scores, timer)
 
+    def complete(self, pending: "PendingResult", forecast: MotionForecast | None = None) -> PipelineResult:
+        """The result of push_deferred, with its forecast computed here unless given (one stream's part of a batched
+        pass with `forecast_options`, for a result where `batched_forecast` holds)."""
+        cfg = self.config
+        stamps, timer = pending.stamps_ns, pending.timer
         prediction = None
-        if bool(observation.hand_present_at_end.any()):
-            forecast, conditioning = self._forecast(observation, object_names, scores, int(stamps[-1]))
+        if pending.predicts:
+            if forecast is None:
+                forecast, conditioning = self._forecast(pending.observation, pending.object_names, pending.scores,
+                                                        int(stamps[-1]))
+            else:
+                conditioning = self._hypotheses(pending.scores)[0]
             prediction = Prediction(
                 stamp_ns=int(stamps[-1]),
-                frame_id=frame_id,
+                frame_id=pending.frame_id,
                 mode=cfg.mode,
                 frame_period_s=cfg.frame_period_s,
                 positions=forecast.joints[0].cpu().numpy(),
@@ -359,15 +397,29 @@ class StreamingPipeline:
             )
         timer.lap("predict")
 
+        refined = pending.refined_frames
         return PipelineResult(
-            frame_id=frame_id,
-            stamps_ns=stamps[-refined_frames:],
-            refined_joints=refinement.joints[0, -1, -refined_frames:].cpu().numpy(),
-            refined_presence=refinement.presence[0, -1, -refined_frames:].cpu().numpy(),
-            recognition=recognition,
+            frame_id=pending.frame_id,
+            stamps_ns=stamps[-refined:],
+            refined_joints=pending.refinement.joints[0, -1, -refined:].cpu().numpy(),
+            refined_presence=pending.refinement.presence[0, -1, -refined:].cpu().numpy(),
+            recognition=pending.recognition,
             prediction=prediction,
             timings_ms=timer.finish(),
         )
+
+    def batched_forecast(self, pending: "PendingResult") -> bool:
+        """Whether this result's forecast is a plain P.b that a batched pass over several streams can compute
+        (GHTTInference.predict_streams): action-guided, not commanded, with a recognition to reuse."""
+        cfg = self.config
+        return (pending.predicts and pending.scores is not None and cfg.mode == "action_guided"
+                and not cfg.commanded_action)
+
+    def forecast_options(self, stamp_ns: int) -> dict:
+        """The sampling options of a forecast whose last observed frame is at stamp_ns."""
+        cfg = self.config
+        return dict(num_samples=cfg.num_samples, horizon_frames=cfg.horizon_frames,
+                    temperature=self.sampling_temperature, generator=self._generator(stamp_ns))
 
     def _encode(self, clips: list[list[_BufferedFrame]]) -> EncodedObservation:
         """The observation of these consecutive clips; only clips without a cached encoding go through the P-Enc
@@ -403,8 +455,7 @@ class StreamingPipeline:
 
     def _forecast(self, observation, object_names, scores, stamp_ns) -> tuple[MotionForecast, Hypothesis]:
         cfg = self.config
-        options = dict(num_samples=cfg.num_samples, horizon_frames=cfg.horizon_frames,
-                       temperature=self.sampling_temperature, generator=self._generator(stamp_ns))
+        options = self.forecast_options(stamp_ns)
         if cfg.mode == "pose_only":
             return self.inference.predict_pose_only(observation, **options), _NO_ACTION
         if cfg.commanded_action:
