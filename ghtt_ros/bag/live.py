@@ -103,8 +103,12 @@ class _LivePacer:
         self.publish_times = {}  # stamp -> monotonic time
 
     def waiting(self):
+        """Published poses the pipeline has not finished: in transit, in the callback, queued or in hand. (Counting
+        received minus queued instead missed a pose between its arrival and its queueing, and the one in hand; then
+        a due result could see clip_stride poses waiting and be skipped.)"""
         worker = self.node.worker
-        return self.published - self.node.stats.received + (worker.pending if worker is not None else 0)
+        finished = (worker.processed + worker.skipped) if worker is not None else 0
+        return self.published - finished - sum(self.node.stats.dropped.values())
 
     def __call__(self, topic, stamp_ns):
         _wait_or_raise(lambda: self.waiting() < max_frames_ahead(self.node), self.timeout_s,
@@ -263,11 +267,14 @@ def run_live(bag: EvaluationBag, checkpoint, config: PipelineConfig, output_bag,
                                       and recorder.stats.messages.get(f"/{EVAL_NAMESPACE}/hands", 0) == poses_expected)
                 else:
                     inputs_done, poses_expected, recorded_hands = True, pacer.published, True
-                results = pipeline_node.stats.published
+                # every message the node published has arrived here and in the recorder (a result's messages go
+                # out one after the other, so the last result's prediction may still travel after its refined poses)
+                published = pipeline_node.messages_published
+                arrived = all(monitor.counts[name] == published[name] for name in OUTPUT_NAMES)
                 recorded = all(recorder.stats.messages.get(f"/{EVAL_NAMESPACE}/{name}", 0) == monitor.counts[name]
                                for name in OUTPUT_NAMES)
                 return (inputs_done and pipeline_node.stats.received >= poses_expected and _worker_idle(pipeline_node)
-                        and monitor.counts["refined_hands"] == results and recorded and recorded_hands)
+                        and arrived and recorded and recorded_hands)
 
             if not _wait(drained, timeout_s):
                 problems.append(f"timed out after {timeout_s} s waiting for the outputs: node received "

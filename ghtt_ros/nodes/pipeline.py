@@ -8,6 +8,7 @@ outputs.
 
 import dataclasses
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -106,6 +107,7 @@ class PipelineNode(GhttNode):
         self.pipeline = None
         self._inputs = []
         self._outputs = {}
+        self.messages_published = Counter()  # by output topic name
         self._topic_object_label = ""
         self._last_stamp_ns = None
         self._target = None
@@ -231,6 +233,7 @@ class PipelineNode(GhttNode):
             return
         for name, msg in messages:
             self._outputs[name].publish(msg)
+            self.messages_published[name] += 1
         self.record_published(int(result.stamps_ns[-1]), started)
 
     def _in_target_frame(self, result, transform):
