@@ -237,18 +237,24 @@ def parse_rates(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--num-samples", type=int, default=20)
+    parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT, help="full checkpoint of both pipelines")
+    parser.add_argument("--device", default="cpu", help="torch device of the pipelines and the estimator")
+    parser.add_argument("--num-samples", type=int, default=20, help="forecast samples per result (K)")
+    parser.add_argument("--camera-mode", choices=("composed", "process"), default="composed",
+                        help="camera graph composed in this process (as in the demo) or one process per node; in "
+                             "process mode the camera rate test is left out (bench/camera_path.py --camera-mode "
+                             "process measures it)")
     parser.add_argument("--clip-stride", type=int, default=PipelineConfig.clip_stride, help="the pipelines' frames "
                         "between results (16: one result per clip, as before the streaming default)")
-    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="video file of the camera path's images")
+    parser.add_argument("--latency-seconds", type=float, default=20.0, help="seconds per latency run")
     parser.add_argument("--latency-camera-rate", type=float, default=10.0, help="image rate (Hz) for the latency "
                         "runs (a rate the camera path sustains; above it the estimator skips images)")
     parser.add_argument("--rate-seconds", type=float, default=8.0, help="seconds per tested input rate")
-    parser.add_argument("--pose-rates", type=parse_rates, default=parse_rates("30,60,120,240,480"))
-    parser.add_argument("--camera-rates", type=parse_rates, default=parse_rates("5,10,15,25,30,60"))
+    parser.add_argument("--pose-rates", type=parse_rates, default=parse_rates("30,60,120,240,480"),
+                        help="comma-separated pose rates (Hz) of the sustained-rate test")
+    parser.add_argument("--camera-rates", type=parse_rates, default=parse_rates("5,10,15,25,30,60"),
+                        help="comma-separated image rates (Hz) of the sustained-rate test")
     parser.add_argument("--minutes", type=float, default=10.0, help="memory soak duration (0 = skip)")
     args = parser.parse_args(argv)
     if not args.checkpoint.is_file():
@@ -258,11 +264,12 @@ def main(argv=None):
     video = VideoSource(args.video, 1, max_seconds=4.0)
     synthetic = SyntheticActionSource(0, 2, 1)
     print(f"ghtt ROS benchmark: {args.checkpoint.name}, device {args.device}, K={args.num_samples}, "
-          f"clip_stride {args.clip_stride}, "
+          f"clip_stride {args.clip_stride}, camera graph {args.camera_mode}, "
           f"{os.cpu_count()} CPUs, video {video.path.name} {video.frames[0].bgr.shape[1]}x"
           f"{video.frames[0].bgr.shape[0]}, RSS at start {rss_mb():.0f} MB, load average "
           f"{' / '.join(f'{value:.2f}' for value in os.getloadavg())}", flush=True)
-    graphs = start_graphs(args.checkpoint, args.device, args.num_samples, 120.0, clip_stride=args.clip_stride)
+    graphs = start_graphs(args.checkpoint, args.device, args.num_samples, 120.0, camera_mode=args.camera_mode,
+                          clip_stride=args.clip_stride)
     rclpy.init()
     node = rclpy.create_node("ghtt_bench_probe")
     executor = SingleThreadedExecutor()
@@ -278,8 +285,8 @@ def main(argv=None):
         print("sustained input rate without drops (each path alone):")
         pose = highest_passing(args.pose_rates, lambda r: pose_rate_passes(
             probe, graphs, synthetic, r, args.rate_seconds, next(phases)))
-        camera = highest_passing(args.camera_rates, lambda r: camera_rate_passes(
-            probe, graphs, video, r, args.rate_seconds, next(phases)))
+        camera = "not tested (camera graph in processes)" if args.camera_mode == "process" else highest_passing(
+            args.camera_rates, lambda r: camera_rate_passes(probe, graphs, video, r, args.rate_seconds, next(phases)))
         print(f"  highest rate without drops: pose path {pose} Hz, camera path {camera} Hz (load average now "
               f"{os.getloadavg()[0]:.2f}; bench/camera_path.py: the camera path at 30 Hz stage by stage)", flush=True)
         if args.minutes > 0:
