@@ -51,7 +51,8 @@ PIPELINE_PARAMETERS = (
                   choices=PREDICTION_MODES),
     ParameterSpec("clip_stride", 3, "Frames between results: the result rate is the pose rate / clip_stride (3 = "
                   "10 Hz at 30 Hz poses; 16 = one result per clip, under a quarter of the CPU).", 1, 256, runtime=True),
-    ParameterSpec("max_clips", 16, "Observation length in 16-frame clips seen by the A-Block.", 1, 16),
+    ParameterSpec("max_clips", 4, "Observation length in 16-frame clips seen by the A-Block (4 = 2.1 s; longer "
+                  "histories hold the previous action for seconds).", 1, 16),
     ParameterSpec("num_samples", 20, "Predicted samples K (sample 0 is the deterministic one).", 1, 256,
                   runtime=True),
     ParameterSpec("horizon_frames", 96, "Predicted frames per sample.", 1, 1024),

@@ -10,6 +10,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
+from ghtt_core.pipeline import PipelineConfig
 from ghtt_ros.nodes.diagnostics import status_values
 from ghtt_ros.nodes.hand_estimator import HandEstimatorNode
 from ghtt_ros.nodes.device import resolve_device
@@ -82,7 +83,7 @@ def test_autostart_false_waits_then_manual_transitions_load_and_free_the_model(r
     assert node.pipeline is not None and node.pipeline.config.top_k == 2
     rejected = node.set_parameters([Parameter("max_clips", value=3)])[0]
     assert not rejected.successful and "read on configure" in rejected.reason
-    assert node.pipeline.config.max_clips == 16
+    assert node.pipeline.config.max_clips == PipelineConfig.max_clips  # unchanged: the default
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert node.pipeline is None and node.worker is None and node.state_label == "inactive"
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and node.state_label == "unconfigured"
