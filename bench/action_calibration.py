@@ -36,11 +36,17 @@ from ghtt_core.pipeline import FrameInput, PipelineConfig, StreamingPipeline
 _NS_PER_S = 1_000_000_000
 
 
-def _truth_at(sequence, frame):
-    for segment in sequence.actions:
-        if segment.start <= frame < segment.end:
-            return segment.label, segment.noun
-    return IDLE, ""
+def node_inputs(sequence):
+    """(truth label, FrameInput) per frame of a sequence as the ghtt_pipeline node gets it: the estimated poses where
+    the data has them, stamped at the sequence's rate, the current action's object as object label; the truth is the
+    action containing the frame, else IDLE."""
+    joints = sequence.estimated_joints if sequence.estimated_joints is not None else sequence.joints
+    presence = sequence.estimated_presence if sequence.estimated_presence is not None else sequence.presence
+    for frame in range(sequence.num_frames):
+        action = next((segment for segment in sequence.actions if segment.start <= frame < segment.end), None)
+        yield (IDLE if action is None else action.label), FrameInput(
+            stamp_ns=_NS_PER_S + round(frame * _NS_PER_S / sequence.fps), joints=joints[frame],
+            presence=presence[frame], object_label="" if action is None else action.noun, frame_id="camera")
 
 
 def _results(model, config, sequence):
@@ -49,13 +55,8 @@ def _results(model, config, sequence):
     softmax scores, which the open-set outcome rescales)."""
     published = StreamingPipeline(model, config, "cpu")
     closed_set = StreamingPipeline(model, dataclasses.replace(config, idle_speed_m_s=0.0, min_action_score=0.0), "cpu")
-    joints = sequence.estimated_joints if sequence.estimated_joints is not None else sequence.joints
-    presence = sequence.estimated_presence if sequence.estimated_presence is not None else sequence.presence
     rows = []
-    for frame in range(sequence.num_frames):
-        label, noun = _truth_at(sequence, frame)
-        frame_input = FrameInput(stamp_ns=_NS_PER_S + round(frame * _NS_PER_S / sequence.fps), joints=joints[frame],
-                                 presence=presence[frame], object_label=noun, frame_id="camera")
+    for label, frame_input in node_inputs(sequence):
         result, closed = published.push(frame_input), closed_set.push(frame_input)
         if result is None or result.recognition is None:
             continue

@@ -1,11 +1,12 @@
 """Live recognition and 1-s forecast error of the streaming pipeline vs its history length (max_clips).
 
 Every --every-th sequence of a split (views right + top by default: never trained on) goes through
-ghtt_core.pipeline.StreamingPipeline on its estimated poses as the ghtt_pipeline node gets them (default streaming
-settings, the current action's object as object label; idle outcome off, 1 forecast sample, 30 future frames), once per
-max_clips. For the results inside a labelled action it prints the top-1 accuracy against the action at the result's
-last frame, and the deterministic forecast's mean joint error over the next 30 frames against the ground truth,
-beside holding the last input pose (zero velocity) on the same frames.
+ghtt_core.pipeline.StreamingPipeline as the ghtt_pipeline node gets it (action_calibration.node_inputs: estimated
+poses where the data has them, the current action's object as object label), with the default streaming settings
+but the idle outcome off, one forecast sample and 30 future frames, once per max_clips. For the results inside a
+labelled action it prints the top-1 accuracy against the action at the result's last frame, and the deterministic
+forecast's mean joint error over the next 30 frames against the ground truth, beside holding the last input pose
+(zero velocity) on the same frames.
 
     python bench/live_history.py --data data/synthetic --split val --max-clips 16 8 4 2
 """
@@ -18,9 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ghtt_core.checkpoint import KIND_FULL, load_checkpoint
-from ghtt_core.data.storage import StoredDataset
-from ghtt_core.pipeline import FrameInput, PipelineConfig, StreamingPipeline
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from action_calibration import node_inputs  # noqa: E402
+
+from ghtt_core.checkpoint import KIND_FULL, load_checkpoint  # noqa: E402
+from ghtt_core.data.storage import StoredDataset  # noqa: E402
+from ghtt_core.open_set import IDLE  # noqa: E402
+from ghtt_core.pipeline import PipelineConfig, StreamingPipeline  # noqa: E402
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "ghtt_core" / "assets" / "ghtt_small.pt"
 FORECAST_FRAMES = 30
@@ -32,25 +37,21 @@ def score(model, sequences, max_clips):
     hits, errors, held = [], [], []
     for sequence in sequences:
         pipeline = StreamingPipeline(model, config, "cpu")
-        for frame in range(sequence.num_frames):
-            action = next((a for a in sequence.actions if a.start <= frame < a.end), None)
-            result = pipeline.push(FrameInput(
-                stamp_ns=10**9 + round(frame * 1e9 / sequence.fps), joints=sequence.estimated_joints[frame],
-                presence=sequence.estimated_presence[frame], object_label=action.noun if action else "",
-                frame_id="camera"))
-            if result is None or action is None:
+        for frame, (label, frame_input) in enumerate(node_inputs(sequence)):
+            result = pipeline.push(frame_input)
+            if result is None or label == IDLE:
                 continue
             if result.recognition is not None:
-                hits.append(result.recognition.hypotheses[0].label == action.label)
+                hits.append(result.recognition.hypotheses[0].label == label)
             if result.prediction is None or frame + FORECAST_FRAMES >= sequence.num_frames:
                 continue
             future = np.asarray(sequence.joints[frame + 1:frame + 1 + FORECAST_FRAMES], np.float64)
-            seen = np.asarray(sequence.estimated_presence[frame]) & result.prediction.hand_present
+            seen = np.asarray(frame_input.presence) & result.prediction.hand_present
             counted = np.asarray(sequence.presence[frame + 1:frame + 1 + FORECAST_FRAMES]) & seen[None]
             if not counted.any():
                 continue
             forecast = result.prediction.positions[0].astype(np.float64)
-            last = np.asarray(sequence.estimated_joints[frame], np.float64)
+            last = np.asarray(frame_input.joints, np.float64)
             errors.append(np.linalg.norm(forecast - future, axis=-1).mean(-1)[counted].mean())
             held.append(np.linalg.norm(last[None] - future, axis=-1).mean(-1)[counted].mean())
     return hits, errors, held
@@ -72,9 +73,9 @@ def main():
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not sequences or any(s.estimated_joints is None for s in sequences):
-        print(f"error: {args.data} has no sequences with estimated poses in split {args.split!r}, views "
-              f"{args.views}; choose others with --split / --views", file=sys.stderr)
+    if not sequences:
+        print(f"error: {args.data} has no sequences in split {args.split!r}, views {args.views}; choose others with "
+              f"--split / --views", file=sys.stderr)
         return 2
     print(f"{model.model_id}, {args.split} views {args.views}, {len(sequences)} sequences, load at start "
           f"{os.getloadavg()[0]:.2f}")

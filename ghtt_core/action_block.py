@@ -15,10 +15,10 @@ from torch.nn import functional as F
 
 from ghtt_core.config import ActionBlockConfig
 from ghtt_core.nn import (
+    Generators,
     TransformerVAE,
     VAEEncoding,
     cosine_logits,
-    Generators,
     draw_latents,
     kl_to_standard_normal,
     masked_mean,

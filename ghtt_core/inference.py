@@ -88,7 +88,7 @@ class ClipEncodings:
         if not parts:
             raise ValueError("an observation needs at least one clip")
         return ClipEncodings(**{
-            name: _concat_clip_fields([getattr(part, name) for part in parts])
+            name: _concat_fields([getattr(part, name) for part in parts], dim=1)
             for name in ClipEncodings.__dataclass_fields__
         })
 
@@ -99,13 +99,15 @@ def _map_clip_fields(value, function):
     return function(value)
 
 
-def _concat_clip_fields(values):
-    if len(values) == 1:
+def _concat_fields(values, dim: int):
+    """Records of the same type (tensors, None, or dataclasses of them, nested) -> one, concatenated along dim (1:
+    clips of the same items, 0: items)."""
+    if len(values) == 1 or values[0] is None:
         return values[0]
-    if isinstance(values[0], HandFeatures):
-        return HandFeatures(*(torch.cat([getattr(v, name) for v in values], dim=1)
-                              for name in HandFeatures.__dataclass_fields__))
-    return torch.cat(values, dim=1)
+    if dataclasses.is_dataclass(values[0]):
+        return type(values[0])(*(_concat_fields([getattr(value, field.name) for value in values], dim)
+                                 for field in dataclasses.fields(values[0])))
+    return torch.cat(values, dim=dim)
 
 
 @dataclass
@@ -175,14 +177,7 @@ def batch_observations(observations) -> EncodedObservation:
     observations = list(observations)
     if not observations or len({observation.num_clips for observation in observations}) != 1:
         raise ValueError("a batch needs at least one observation, all with the same number of clips")
-    return _concat_items(observations)
-
-
-def _concat_items(values):
-    if dataclasses.is_dataclass(values[0]):
-        return type(values[0])(*(_concat_items([getattr(value, field.name) for value in values])
-                                 for field in dataclasses.fields(values[0])))
-    return None if values[0] is None else torch.cat(values, dim=0)
+    return _concat_fields(observations, dim=0)
 
 
 def _item(forecast: MotionForecast, index: int) -> MotionForecast:
@@ -585,7 +580,7 @@ class GHTTInference:
             forecast = self.predict_action_guided(
                 batch_observations(observations[i] for i in group), names,
                 generator=None if generators[0] is None else [generators[i] for i in group],
-                action_encoding=None if encodings[0] is None else _concat_items([encodings[i] for i in group]),
+                action_encoding=None if encodings[0] is None else _concat_fields([encodings[i] for i in group], dim=0),
                 **options,
             )
             for position, i in enumerate(group):

@@ -284,7 +284,7 @@ class StreamingPipeline:
         pending = self.push_deferred(frame, skip_result)
         return None if pending is None else self.complete(pending)
 
-    def push_deferred(self, frame: FrameInput, skip_result: bool = False) -> "PendingResult | None":
+    def push_deferred(self, frame: FrameInput, skip_result: bool = False) -> PendingResult | None:
         """push, but a due result comes back with everything except its forecast computed, so that a caller serving
         several streams can run their forecasts in one pass (ghtt_core.stream_batch) before `complete`."""
         joints, presence, confidence = _check_frame(frame)
@@ -342,7 +342,7 @@ class StreamingPipeline:
         seed = (int(self.config.seed) * 1_000_003 + stamp_ns) % _SEED_MODULUS
         return torch.Generator(device=self.inference.device).manual_seed(seed)
 
-    def _prepare(self, frame_id: str, refined_frames: int) -> "PendingResult":
+    def _prepare(self, frame_id: str, refined_frames: int) -> PendingResult:
         cfg = self.config
         clip_len = cfg.clip_len
         num_clips = min(len(self._frames) // clip_len, cfg.max_clips)
@@ -374,7 +374,7 @@ class StreamingPipeline:
         return PendingResult(frame_id, stamps, refined_frames, observation, object_names, refinement, recognition,
                              scores, timer)
 
-    def complete(self, pending: "PendingResult", forecast: MotionForecast | None = None) -> PipelineResult:
+    def complete(self, pending: PendingResult, forecast: MotionForecast | None = None) -> PipelineResult:
         """The result of push_deferred, with its forecast computed here unless given (one stream's part of a batched
         pass with `forecast_options`, for a result where `batched_forecast` holds)."""
         cfg = self.config
@@ -411,7 +411,7 @@ class StreamingPipeline:
             timings_ms=timer.finish(),
         )
 
-    def batched_forecast(self, pending: "PendingResult") -> bool:
+    def batched_forecast(self, pending: PendingResult) -> bool:
         """Whether this result's forecast is a plain P.b that a batched pass over several streams can compute
         (GHTTInference.predict_streams): action-guided, not commanded, with a recognition to reuse."""
         cfg = self.config
